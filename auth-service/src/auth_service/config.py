@@ -1,0 +1,138 @@
+"""Settings of the auth service: one class, environment prefix ``GATEPASS_AUTH_``.
+
+Secrets have no working default outside development: in ``production`` (the default) the service
+refuses to start without a key-encryption key and an https issuer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+
+DEFAULT_ROLE_SCOPES: dict[str, list[str]] = {
+    "user": ["mail:read", "mail:send", "video:read", "video:upload"],
+    "viewer": ["mail:read", "video:read"],
+    "moderator": ["mail:read", "mail:send", "video:read", "video:upload", "video:delete"],
+    "admin": ["admin", "mail:read", "mail:send", "video:read", "video:upload", "video:delete"],
+}
+
+
+class ConfigError(Exception):
+    """The settings cannot run a service (said at start-up, before anything listens)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEPASS_AUTH_", extra="ignore")
+
+    environment: Literal["development", "production"] = "production"
+    issuer: str = "http://127.0.0.1:8000"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    auto_migrate: bool = True
+
+    # Key-encryption key (32 bytes, base64url or hex) for the private signing keys.
+    kek: SecretStr | None = None
+    kek_file: Path | None = None
+
+    # Tokens
+    signing_alg: SigningAlg = "ES256"
+    access_token_ttl: int = Field(300, ge=30, le=3600)
+    audiences: Annotated[list[str], NoDecode] = ["auth", "mail", "video"]
+    default_client_id: str = "gatepass-app"
+    refresh_reuse_grace: float = Field(10.0, ge=0, le=300)
+    session_idle_timeout: int = Field(14 * 24 * 3600, ge=60)
+    session_absolute_lifetime: int = Field(90 * 24 * 3600, ge=60)
+
+    # Keys: the JWKS cache lifetime, and how often the signing key changes.
+    jwks_max_age: int = Field(600, ge=0, le=86400)
+    key_rotation_interval: int = Field(30 * 24 * 3600, ge=60)
+    key_check_interval: float = Field(60.0, gt=0)
+
+    # Roles -> scopes
+    role_scopes: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROLE_SCOPES))
+    default_roles: Annotated[list[str], NoDecode] = ["user"]
+
+    # Passwords (argon2id) and the password policy
+    argon2_time_cost: int = Field(3, ge=1, le=20)
+    argon2_memory_cost: int = Field(65536, ge=1024, le=1048576)  # KiB
+    argon2_parallelism: int = Field(4, ge=1, le=16)
+    password_min_length: int = Field(8, ge=8, le=64)
+    password_max_length: int = Field(128, ge=64, le=1024)
+    max_concurrent_hashes: int = Field(4, ge=1, le=64)
+
+    # Login throttling: free failures, then exponential back-off capped at max delay.
+    throttle_window: int = Field(900, ge=10)
+    throttle_pair_free: int = Field(5, ge=1)
+    throttle_ip_free: int = Field(50, ge=1)
+    throttle_account_free: int = Field(100, ge=1)
+    throttle_base_delay: float = Field(1.0, gt=0)
+    throttle_max_delay: float = Field(900.0, gt=0)
+    throttle_account_max_delay: float = Field(60.0, gt=0)
+
+    # RFC 7662 introspection: client id -> secret (HTTP Basic).
+    introspection_clients: dict[str, SecretStr] = Field(default_factory=dict)
+
+    # HTTP
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("audiences", "default_roles", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _strip_issuer(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        unknown = [role for role in self.default_roles if role not in self.role_scopes]
+        if unknown:
+            raise ValueError(f"default_roles names roles missing from role_scopes: {unknown}")
+        if not self.audiences:
+            raise ValueError("audiences must name at least one audience")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'auth.db').resolve()}"
+
+    @property
+    def key_publish_lead(self) -> int:
+        """How long a new key is published before it signs: one JWKS cache lifetime, plus a minute."""
+        return self.jwks_max_age + 60
+
+    def check_production(self) -> None:
+        """Refuse settings that only make sense on a developer's machine."""
+        if self.is_development:
+            return
+        if self.kek is None and self.kek_file is None:
+            raise ConfigError(
+                "no key-encryption key: set GATEPASS_AUTH_KEK_FILE (or GATEPASS_AUTH_KEK), "
+                "or GATEPASS_AUTH_ENVIRONMENT=development to generate one into the data folder"
+            )
+        if not self.issuer.startswith("https://"):
+            raise ConfigError(
+                "GATEPASS_AUTH_ISSUER must be an https URL in production "
+                f"(got {self.issuer!r}); set GATEPASS_AUTH_ENVIRONMENT=development for local use"
+            )

@@ -1,0 +1,38 @@
+"""What one running auth service holds, handed to routes through small dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from auth_service.clock import Clock
+from auth_service.config import Settings
+from auth_service.metrics import Metrics
+
+if TYPE_CHECKING:
+    from auth_service.keys import KeyManager
+    from auth_service.passwords import PasswordService
+    from auth_service.throttle import LoginThrottler
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    metrics: Metrics
+    keys: KeyManager
+    passwords: PasswordService
+    throttle: LoginThrottler
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Svc = Annotated[Services, Depends(get_services)]
