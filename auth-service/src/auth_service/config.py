@@ -44,15 +44,19 @@ class Settings(BaseSettings):
     signing_alg: SigningAlg = "ES256"
     access_token_ttl: int = Field(300, ge=30, le=3600)
     audiences: Annotated[list[str], NoDecode] = ["auth", "mail", "video"]
+    self_audience: str = (
+        "auth"  # the audience the auth service's own routes (/me, /sessions) accept
+    )
     default_client_id: str = "gatepass-app"
     refresh_reuse_grace: float = Field(10.0, ge=0, le=300)
-    session_idle_timeout: int = Field(14 * 24 * 3600, ge=60)
-    session_absolute_lifetime: int = Field(90 * 24 * 3600, ge=60)
+    session_idle_timeout: int = Field(14 * 24 * 3600, ge=1)
+    session_absolute_lifetime: int = Field(90 * 24 * 3600, ge=1)
 
     # Keys: the JWKS cache lifetime, and how often the signing key changes.
     jwks_max_age: int = Field(600, ge=0, le=86400)
     key_rotation_interval: int = Field(30 * 24 * 3600, ge=60)
     key_check_interval: float = Field(60.0, gt=0)
+    key_publish_margin: int = Field(60, ge=0, le=3600)  # extra publish lead beyond one max-age
 
     # Roles -> scopes
     role_scopes: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ROLE_SCOPES))
@@ -103,8 +107,8 @@ class Settings(BaseSettings):
         unknown = [role for role in self.default_roles if role not in self.role_scopes]
         if unknown:
             raise ValueError(f"default_roles names roles missing from role_scopes: {unknown}")
-        if not self.audiences:
-            raise ValueError("audiences must name at least one audience")
+        if self.self_audience not in self.audiences:
+            raise ValueError(f"audiences must include the service's own {self.self_audience!r}")
         return self
 
     @property
@@ -119,8 +123,8 @@ class Settings(BaseSettings):
 
     @property
     def key_publish_lead(self) -> int:
-        """How long a new key is published before it signs: one JWKS cache lifetime, plus a minute."""
-        return self.jwks_max_age + 60
+        """How long a new key is published before it signs: one JWKS max-age plus a margin."""
+        return self.jwks_max_age + self.key_publish_margin
 
     def check_production(self) -> None:
         """Refuse settings that only make sense on a developer's machine."""

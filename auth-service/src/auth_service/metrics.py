@@ -26,7 +26,10 @@ class Metrics:
             registry=self.registry,
         )
         self.signups = Counter(
-            "gatepass_auth_signups_total", "Signups by outcome.", ["outcome"], registry=self.registry
+            "gatepass_auth_signups_total",
+            "Signups by outcome.",
+            ["outcome"],
+            registry=self.registry,
         )
         self.key_age = Gauge(
             "gatepass_auth_signing_key_age_seconds",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,8 +41,6 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     def _read(connection: Connection) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
         return MigrationContext.configure(connection).get_current_revision()
 
     async with engine.connect() as conn:

@@ -122,5 +122,3 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     holder: Mapped[str | None] = mapped_column(Text)
     taken_at: Mapped[datetime | None]
-
-

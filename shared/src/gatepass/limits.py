@@ -64,7 +64,13 @@ class BodySizeLimitMiddleware:
 
 async def _reject(send: Send, status: int, code: str, detail: str) -> None:
     body = json.dumps(
-        {"type": TYPE_BASE + code, "title": detail, "status": status, "detail": detail, "code": code}
+        {
+            "type": TYPE_BASE + code,
+            "title": detail,
+            "status": status,
+            "detail": detail,
+            "code": code,
+        }
     ).encode()
     await send(
         {

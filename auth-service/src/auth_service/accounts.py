@@ -1,0 +1,192 @@
+"""Accounts: signup, password login, and the admin operations on users."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from auth_service import passwords, revocation
+from auth_service.errors import (
+    AccountDisabledError,
+    EmailTakenError,
+    InvalidCredentialsError,
+    InvalidRoleError,
+    NotFoundError,
+    TooManyAttemptsError,
+)
+from auth_service.models import Session as DeviceSession
+from auth_service.models import User
+from auth_service.state import Services
+from auth_service.tokens import new_id
+from gatepass.problems import ProblemError
+
+log = logging.getLogger("gatepass.auth.accounts")
+
+
+class InvalidEmailError(ProblemError):
+    status = 422
+    code = "invalid_email"
+    title = "Invalid email address"
+
+
+def normalise_email(raw: str) -> str:
+    """Canonical form for uniqueness: normalised by email-validator (IDNA, NFC), lowercased."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmailError(str(exc)) from exc
+    return checked.normalized.lower()
+
+
+def login_key(raw: str) -> str:
+    """The lookup form of an email at login: never an error, so bad input looks like a miss."""
+    try:
+        return normalise_email(raw)
+    except InvalidEmailError:
+        return raw.strip().lower()
+
+
+async def signup(
+    svc: Services,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+    *,
+    roles: list[str] | None = None,
+) -> User:
+    address = normalise_email(email)
+    passwords.check_policy(password, svc.settings, email=address)
+    now = svc.clock()
+    user = User(
+        id=new_id("usr"),
+        email=address,
+        display_name=display_name,
+        password_hash=await svc.passwords.hash(password),
+        roles=list(roles if roles is not None else svc.settings.default_roles),
+        disabled=False,
+        created_at=now,
+        updated_at=now,
+    )
+    async with svc.sessions() as db:
+        db.add(user)
+        try:
+            await db.commit()
+        except IntegrityError as exc:
+            svc.metrics.signups.labels("conflict").inc()
+            raise EmailTakenError("An account with this email already exists.") from exc
+    svc.metrics.signups.labels("created").inc()
+    log.info("user signed up", extra={"user_id": user.id})
+    return user
+
+
+async def authenticate(svc: Services, email: str, password: str, ip: str) -> User:
+    """Check a password. Unknown email and wrong password fail alike, in about the same time."""
+    key = login_key(email)
+    wait = await svc.throttle.retry_after(key, ip)
+    if wait is not None:
+        svc.metrics.logins.labels("throttled").inc()
+        raise TooManyAttemptsError(wait)
+    async with svc.sessions() as db:
+        user = await db.scalar(select(User).where(User.email == key))
+    ok = await svc.passwords.verify(user.password_hash if user else None, password)
+    if not ok or user is None:
+        await svc.throttle.record_failure(key, ip)
+        svc.metrics.logins.labels("invalid_credentials").inc()
+        raise InvalidCredentialsError("The email or the password is wrong.")
+    await svc.throttle.record_success(key, ip)
+    if user.disabled:
+        svc.metrics.logins.labels("disabled").inc()
+        raise AccountDisabledError("This account is disabled.")
+    if svc.passwords.needs_rehash(user.password_hash):
+        await _rehash(svc, user.id, password)
+    svc.metrics.logins.labels("success").inc()
+    return user
+
+
+async def _rehash(svc: Services, user_id: str, password: str) -> None:
+    """The hashing parameters changed since this hash was made: store a fresh one."""
+    new_hash = await svc.passwords.hash(password)
+    async with svc.sessions() as db:
+        user = await db.get(User, user_id)
+        if user is not None:
+            user.password_hash = new_hash
+            user.updated_at = svc.clock()
+            await db.commit()
+
+
+async def get_user(svc: Services, user_id: str) -> User:
+    async with svc.sessions() as db:
+        user = await db.get(User, user_id)
+    if user is None:
+        raise NotFoundError("No such user.")
+    return user
+
+
+@dataclass(frozen=True)
+class UserPage:
+    users: list[User]
+    total: int
+
+
+async def list_users(svc: Services, *, limit: int = 50, offset: int = 0) -> UserPage:
+    async with svc.sessions() as db:
+        total = await db.scalar(select(func.count()).select_from(User)) or 0
+        rows = await db.scalars(
+            select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
+        )
+        return UserPage(list(rows), int(total))
+
+
+async def find_user_by_email(svc: Services, email: str) -> User | None:
+    async with svc.sessions() as db:
+        return await db.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+async def set_roles(svc: Services, user_id: str, roles: list[str]) -> User:
+    """New roles take effect at the user's next refresh; tokens issued before now are revoked."""
+    unknown = sorted(set(roles) - set(svc.settings.role_scopes))
+    if unknown:
+        raise InvalidRoleError(f"Unknown roles: {', '.join(unknown)}.")
+    now = svc.clock()
+    async with svc.sessions() as db:
+        user = await db.get(User, user_id)
+        if user is None:
+            raise NotFoundError("No such user.")
+        user.roles = sorted(set(roles))
+        user.updated_at = now
+        revocation.record(db, svc.settings, "user", user.id, now, not_before=now)
+        revocation.security_event(
+            db, "roles_changed", now, user_id=user.id, detail={"roles": user.roles}
+        )
+        await db.commit()
+    return user
+
+
+async def set_disabled(svc: Services, user_id: str, disabled: bool) -> User:
+    """Disabling a user revokes every one of their sessions at once."""
+    now = svc.clock()
+    async with svc.sessions() as db:
+        user = await db.get(User, user_id)
+        if user is None:
+            raise NotFoundError("No such user.")
+        user.disabled = disabled
+        user.updated_at = now
+        if disabled:
+            sessions = await db.scalars(
+                select(DeviceSession).where(
+                    DeviceSession.user_id == user.id, DeviceSession.revoked_at.is_(None)
+                )
+            )
+            for session in sessions:
+                session.revoked_at = now
+                session.revoked_reason = "user_disabled"
+            revocation.record(db, svc.settings, "user", user.id, now, not_before=now)
+        revocation.security_event(
+            db, "user_disabled" if disabled else "user_enabled", now, user_id=user.id
+        )
+        await db.commit()
+    return user

@@ -1,0 +1,125 @@
+"""The auth service's application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy import delete, or_
+from sqlalchemy.exc import SQLAlchemyError
+
+from auth_service import migrate, revocation
+from auth_service.clock import Clock, system_clock
+from auth_service.config import Settings
+from auth_service.db import create_engine, create_sessionmaker
+from auth_service.errors import install_oauth_handler
+from auth_service.keys import KeyManager, load_kek
+from auth_service.metrics import Metrics
+from auth_service.models import Session as DeviceSession
+from auth_service.passwords import PasswordService
+from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
+from auth_service.state import Services
+from auth_service.throttle import LoginThrottler
+from gatepass.limits import BodySizeLimitMiddleware
+from gatepass.logs import RequestContextMiddleware
+from gatepass.problems import install_problem_handlers
+
+log = logging.getLogger("gatepass.auth")
+
+HOUSEKEEPING_INTERVAL = 60.0
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(settings, clock) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="gatepass auth service",
+        version="0.1.0",
+        summary="Accounts, sessions and devices, signing keys, the token endpoint and the JWKS.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    install_oauth_handler(app)
+    for module in (accounts, sessions, oauth, jwks, admin, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, clock: Clock = system_clock, *, background: bool = True
+) -> AsyncIterator[Services]:
+    """Everything the service holds, started; with ``background=False`` (the CLI) no loops run."""
+    settings.check_production()
+    engine = create_engine(settings.resolved_database_url)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if settings.auto_migrate:
+            await migrate.upgrade(engine)
+        sessionmaker = create_sessionmaker(engine)
+        metrics = Metrics()
+        keys = KeyManager(settings, sessionmaker, load_kek(settings), clock, metrics)
+        await keys.start()
+        passwords = PasswordService(settings, metrics)
+        await passwords.prepare()
+        throttle = LoginThrottler(settings, sessionmaker, clock)
+        services = Services(
+            settings, engine, sessionmaker, clock, metrics, keys, passwords, throttle
+        )
+        if background:
+            tasks.append(asyncio.create_task(keys.run_forever(), name="key-maintenance"))
+            tasks.append(
+                asyncio.create_task(
+                    _every(HOUSEKEEPING_INTERVAL, lambda: housekeeping(services)),
+                    name="housekeeping",
+                )
+            )
+        yield services
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await engine.dispose()
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("housekeeping failed; retrying later", extra={"error": type(exc).__name__})
+
+
+async def housekeeping(svc: Services) -> None:
+    """Forget what no longer matters: expired revocations, old throttle counters, dead sessions."""
+    now = svc.clock()
+    await svc.throttle.forget_old()
+    async with svc.sessions() as db:
+        await revocation.forget_expired(db, now)
+        # Rotated refresh tokens are kept while their session lives, for reuse detection; a dead
+        # session (and, by cascade, its tokens) is kept a week for the owner's device list history.
+        await db.execute(
+            delete(DeviceSession).where(
+                or_(
+                    DeviceSession.expires_at < now - timedelta(days=7),
+                    DeviceSession.revoked_at < now - timedelta(days=7),
+                )
+            )
+        )
+        await db.commit()

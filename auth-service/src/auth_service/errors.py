@@ -1,0 +1,142 @@
+"""The auth service's errors, each with its code; their HTTP form is decided here alone.
+
+ProblemError (gatepass.problems)          RFC 9457 problem+json
+├── InvalidCredentialsError     401  invalid_credentials  (unknown email or wrong password alike)
+├── AccountDisabledError        403  account_disabled
+├── EmailTakenError             409  email_taken
+├── TooManyAttemptsError        429  too_many_attempts    (Retry-After)
+├── NotFoundError               404  not_found
+├── InvalidRoleError            422  invalid_role
+├── BearerTokenError            401  invalid_token        (RFC 6750, WWW-Authenticate)
+└── InsufficientScopeError      403  insufficient_scope   (RFC 6750, WWW-Authenticate)
+
+OAuthError                                RFC 6749 §5.2 {"error", "error_description"}
+├── invalid_request / invalid_grant / unsupported_grant_type   400
+└── invalid_client                                             401
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from gatepass.problems import ProblemError
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class InvalidCredentialsError(ProblemError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid email or password"
+
+
+class AccountDisabledError(ProblemError):
+    status = 403
+    code = "account_disabled"
+    title = "Account disabled"
+
+
+class EmailTakenError(ProblemError):
+    status = 409
+    code = "email_taken"
+    title = "Email already registered"
+
+
+class TooManyAttemptsError(ProblemError):
+    status = 429
+    code = "too_many_attempts"
+    title = "Too many failed attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many failed logins; try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class NotFoundError(ProblemError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class InvalidRoleError(ProblemError):
+    status = 422
+    code = "invalid_role"
+    title = "Unknown role"
+
+
+def _bearer_header(error: str | None, description: str | None, scope: str | None = None) -> str:
+    parts = ['Bearer realm="gatepass"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return ", ".join(parts)
+
+
+class BearerTokenError(ProblemError):
+    status = 401
+    code = "invalid_token"
+    title = "Invalid access token"
+
+    def __init__(self, detail: str | None = None, *, missing: bool = False) -> None:
+        if missing:
+            # RFC 6750 §3.1: a request with no token gets no error code.
+            super().__init__(
+                "An access token is required.",
+                code="missing_token",
+                title="Authentication required",
+                headers={"WWW-Authenticate": _bearer_header(None, None)},
+            )
+            return
+        super().__init__(
+            detail, headers={"WWW-Authenticate": _bearer_header("invalid_token", detail)}
+        )
+
+
+class InsufficientScopeError(ProblemError):
+    status = 403
+    code = "insufficient_scope"
+    title = "Insufficient scope"
+
+    def __init__(self, scope: str) -> None:
+        detail = f"This request needs the scope {scope!r}."
+        super().__init__(
+            detail,
+            headers={"WWW-Authenticate": _bearer_header("insufficient_scope", detail, scope)},
+        )
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error from the token or introspection endpoint."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers or {}
+
+
+async def _on_oauth(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers={**NO_STORE, **exc.headers},
+    )
+
+
+def install_oauth_handler(app: FastAPI) -> None:
+    app.add_exception_handler(OAuthError, _on_oauth)
