@@ -319,7 +319,7 @@ class Demo:
         self.title("Refresh: POST /token grant_type=refresh_token (the refresh token rotates)")
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         tokens = self.show_tokens(self.call("POST", "/token", data=form).json())
-        show("the old refresh token is spent: reused after the 10 s grace window, it revokes the session")
+        show("the old refresh token is spent: reused after the grace window, it ends the session")
         return tokens
 
     def jwks(self, access_token: str) -> None:

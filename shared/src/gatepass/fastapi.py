@@ -1,0 +1,297 @@
+"""FastAPI wiring: an ``Annotated`` principal dependency, scope checks, and the HTTP answers.
+
+An app builds one :class:`EdgeAuth` in its factory, installs it, and runs it in its lifespan::
+
+    auth = EdgeAuth.from_settings(settings)
+    app = FastAPI(lifespan=auth.lifespan)
+    auth.install(app)
+
+    @app.get("/inbox")
+    async def inbox(user: Annotated[AccessPrincipal, Depends(require_scopes("mail:read"))]): ...
+
+Routes reach the instance through ``request.app.state``, so nothing is built at import time and the
+dependency aliases below are plain module constants.
+
+This module is the one place where verification errors become HTTP (RFC 6750 section 3, bodies
+as RFC 9457 problem details): a bad token is 401 ``invalid_token``, no token is a bare 401
+challenge, a missing scope is 403 ``insufficient_scope``, two tokens are 400 ``invalid_request``,
+and no usable keys is 503 with ``Retry-After``, never 401.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client.registry import CollectorRegistry
+
+from gatepass.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource
+from gatepass.clock import Clock, system_clock
+from gatepass.errors import (
+    AccessDeniedError,
+    GatepassError,
+    InsufficientScopeError,
+    KeysUnavailableError,
+    RequestError,
+    TokenError,
+)
+from gatepass.keyset import RemoteKeySet
+from gatepass.principal import AccessPrincipal
+from gatepass.problems import PROBLEM_JSON, ProblemError
+from gatepass.settings import EdgeAuthSettings
+from gatepass.stats import KeySetState, register_metrics
+from gatepass.tokencache import TokenCache
+from gatepass.verifier import Check, Verifier
+
+_STATE_ATTRIBUTE = "gatepass_edge_auth"
+
+
+class EdgeAuth:
+    """Token verification for one app: a key set, a verifier, where tokens come from, a realm."""
+
+    def __init__(
+        self,
+        keyset: RemoteKeySet,
+        verifier: Verifier,
+        *,
+        realm: str,
+        source: TokenSource | None = None,
+    ) -> None:
+        self.keyset = keyset
+        self.verifier = verifier
+        self.realm = realm
+        self.source = source or BearerHeader()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: EdgeAuthSettings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Clock = system_clock,
+        checks: Iterable[Check] = (),
+    ) -> EdgeAuth:
+        """Everything from settings. ``client``: share one (tests pass a mock transport)."""
+        keyset = RemoteKeySet(
+            client,
+            issuer=settings.issuer,
+            jwks_url=settings.jwks_url,
+            config=settings.keyset_config(),
+            snapshot_path=settings.last_known_good_path,
+            clock=clock,
+        )
+        verifier = Verifier(
+            keyset,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            algorithms=settings.algorithms,
+            leeway=settings.leeway,
+            max_token_bytes=settings.max_token_bytes,
+            cache=TokenCache(settings.token_cache_size) if settings.token_cache_size else None,
+            stats=keyset.stats,
+            clock=clock,
+            checks=checks,
+        )
+        auth = cls(keyset, verifier, realm=settings.effective_realm, source=_source(settings))
+        if registry is not None:
+            register_metrics(registry, auth.readiness)
+        return auth
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def install(self, app: FastAPI) -> None:
+        """Make this the app's verifier, and make sure its errors render as problem+json."""
+        setattr(app.state, _STATE_ATTRIBUTE, self)
+        if ProblemError not in app.exception_handlers:
+            app.add_exception_handler(ProblemError, _render_problem)
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """``FastAPI(lifespan=auth.lifespan)``, or ``async with auth.lifespan(app)`` in your own."""
+        setattr(app.state, _STATE_ATTRIBUTE, self)
+        async with self:
+            yield
+
+    async def start(self) -> None:
+        await self.keyset.start()
+
+    async def aclose(self) -> None:
+        await self.keyset.aclose()
+
+    async def __aenter__(self) -> EdgeAuth:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def readiness(self) -> KeySetState:
+        """The key set's state; ``.ready`` is what a ``/readyz`` answers."""
+        return self.keyset.state()
+
+    # -- the request path -------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> AccessPrincipal:
+        """The caller of ``request``, or a :class:`ProblemError` to answer with."""
+        try:
+            presented = self.source.extract(request.scope)
+        except GatepassError as exc:
+            self.verifier.stats.rejected(exc.reason)
+            raise self.problem(exc) from None
+        if presented is None:
+            raise self._no_token()
+        try:
+            return await self.verifier.verify(presented.token)
+        except GatepassError as exc:  # counted by the verifier
+            raise self.problem(exc) from None
+
+    def problem(self, exc: GatepassError) -> ProblemError:
+        """The HTTP answer to a verification error."""
+        match exc:
+            case TokenError():
+                return self._refusal(exc, 401, "Invalid access token")
+            case RequestError():
+                return self._refusal(exc, 400, "Invalid request")
+            case InsufficientScopeError():
+                extra = {"required_scopes": list(exc.required)}
+                scope = " ".join(exc.required)
+                return self._refusal(exc, 403, "Insufficient scope", extra, scope=scope)
+            case AccessDeniedError():
+                return _problem(exc, 403, "Forbidden")
+            case KeysUnavailableError():
+                retry_after = {"retry-after": str(math.ceil(exc.retry_after))}
+                return _problem(exc, 503, "Service unavailable", headers=retry_after)
+        return _problem(exc, 400, "Bad request")
+
+    def _refusal(
+        self,
+        exc: GatepassError,
+        status: int,
+        title: str,
+        extra: Mapping[str, object] | None = None,
+        **params: str,
+    ) -> ProblemError:
+        """A problem with the RFC 6750 challenge naming the error."""
+        challenge = _challenge(
+            self.realm, error=exc.error, error_description=exc.description, **params
+        )
+        return _problem(exc, status, title, headers={"www-authenticate": challenge}, extra=extra)
+
+    def _no_token(self) -> ProblemError:
+        self.verifier.stats.rejected("missing_token")
+        return ProblemError(
+            "This resource needs an access token.",
+            status=401,
+            code="missing_token",
+            title="Authentication required",
+            headers={"www-authenticate": _challenge(self.realm)},
+        )
+
+
+def _problem(
+    exc: GatepassError,
+    status: int,
+    title: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> ProblemError:
+    """The problem body: ``code`` is the RFC 6750 / 6749 error, ``reason`` the finer code."""
+    return ProblemError(
+        exc.description,
+        status=status,
+        code=exc.error,
+        title=title,
+        headers=headers,
+        extra={"reason": exc.reason, **(extra or {})},
+    )
+
+
+def _challenge(realm: str, **params: str) -> str:
+    """A ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3)."""
+    pairs = [("realm", realm), *params.items()]
+    return "Bearer " + ", ".join(f'{name}="{_quotable(value)}"' for name, value in pairs)
+
+
+def _quotable(value: str) -> str:
+    """RFC 6750 allows %x20-21 / %x23-5B / %x5D-7E inside the quotes: drop anything else."""
+    return "".join(c for c in value if " " <= c <= "~" and c not in '"\\')
+
+
+def _source(settings: EdgeAuthSettings) -> TokenSource:
+    if settings.cookie_name is None:
+        return BearerHeader()
+    return BearerHeaderOrCookie(
+        settings.cookie_name,
+        csrf_cookie=settings.csrf_cookie_name,
+        csrf_header=settings.csrf_header_name,
+    )
+
+
+async def _render_problem(request: Request, exc: Exception) -> Response:
+    """Used only if the app has no ProblemError handler (``install_problem_handlers`` has one)."""
+    assert isinstance(exc, ProblemError)
+    return JSONResponse(
+        exc.to_dict(request.url.path),
+        status_code=exc.status,
+        headers=exc.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
+# -- dependencies ---------------------------------------------------------------------------
+
+
+def edge_auth(request: Request) -> EdgeAuth:
+    """The app's :class:`EdgeAuth` (set by ``install`` or ``lifespan``)."""
+    auth = getattr(request.app.state, _STATE_ATTRIBUTE, None)
+    if auth is None:
+        raise RuntimeError("no EdgeAuth on this app: call auth.install(app) in the app factory")
+    assert isinstance(auth, EdgeAuth)
+    return auth
+
+
+async def current_principal(request: Request) -> AccessPrincipal:
+    """The dependency: ``async`` (a plain ``def`` would run in the threadpool), and lean."""
+    return await edge_auth(request).authenticate(request)
+
+
+Principal = Annotated[AccessPrincipal, Depends(current_principal)]
+"""The caller of the request: ``async def route(user: Principal)``."""
+
+
+def require_scopes(
+    *scopes: str,
+) -> Callable[[Request, AccessPrincipal], Awaitable[AccessPrincipal]]:
+    """A dependency that answers 403 ``insufficient_scope`` unless every scope was granted.
+
+    Returns the principal, so it can stand in for :data:`Principal`:
+    ``user: Annotated[AccessPrincipal, Depends(require_scopes("mail:read"))]``, or
+    ``dependencies=[Depends(require_scopes("mail:read"))]`` on a route or router.
+    """
+    required = frozenset(scopes)
+    listed = tuple(sorted(required))
+
+    async def scoped_principal(request: Request, principal: Principal) -> AccessPrincipal:
+        if not required <= principal.scopes:
+            auth = edge_auth(request)
+            auth.verifier.stats.rejected("insufficient_scope")
+            raise auth.problem(InsufficientScopeError(listed))
+        return principal
+
+    return scoped_principal
+
+
+__all__ = [
+    "EdgeAuth",
+    "Principal",
+    "current_principal",
+    "edge_auth",
+    "require_scopes",
+]
