@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service import migrate
 from auth_service.config import ConfigError, Settings
-from auth_service.db import create_engine, create_sessionmaker
 from auth_service.keys import (
     JwksDocument,
     KeyManager,
@@ -38,6 +37,7 @@ from auth_service.keys import (
 from auth_service.metrics import Metrics
 from auth_service.models import Lock, RevocationEvent, SecurityEvent, SigningKey
 from auth_service.routes.jwks import router as jwks_router
+from gatepass.db import create_engine, create_sessionmaker
 
 KEK = bytes(range(32))
 OTHER_KEK = bytes(range(1, 33))

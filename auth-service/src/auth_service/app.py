@@ -16,7 +16,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from auth_service import migrate, revocation
 from auth_service.clock import Clock, system_clock
 from auth_service.config import Settings
-from auth_service.db import create_engine, create_sessionmaker
 from auth_service.errors import install_oauth_handler
 from auth_service.keys import KeyManager, load_kek
 from auth_service.metrics import Metrics
@@ -25,6 +24,7 @@ from auth_service.passwords import PasswordService
 from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
+from gatepass.db import create_engine, create_sessionmaker
 from gatepass.limits import BodySizeLimitMiddleware
 from gatepass.logs import RequestContextMiddleware
 from gatepass.problems import install_problem_handlers

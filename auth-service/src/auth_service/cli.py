@@ -27,9 +27,9 @@ from rich.table import Table
 from auth_service import accounts, migrate
 from auth_service.app import running
 from auth_service.config import ConfigError, Settings
-from auth_service.db import create_engine
 from auth_service.keys import KeyNotFoundError
 from auth_service.state import Services
+from gatepass.db import create_engine
 from gatepass.problems import ProblemError
 
 T = TypeVar("T")

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gatepass.db import sqlite_url
+
 SigningAlg = Literal["ES256", "RS256", "EdDSA"]
 
 DEFAULT_ROLE_SCOPES: dict[str, list[str]] = {
@@ -119,7 +121,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'auth.db').resolve()}"
+        return sqlite_url(self.data_dir, "auth")
 
     @property
     def key_publish_lead(self) -> int:

@@ -41,6 +41,12 @@ class Metrics:
             "Keys published in the JWKS.",
             registry=self.registry,
         )
+        self.jwks_requests = Counter(
+            "gatepass_auth_jwks_requests_total",
+            "JWKS requests, by answer (200 or 304): what the edges' key caches cost the issuer.",
+            ["status"],
+            registry=self.registry,
+        )
         self.key_rotations = Counter(
             "gatepass_auth_key_rotations_total",
             "Signing-key promotions done by this replica.",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from auth_service.db import UTCDateTime
+from gatepass.db import UTCDateTime
 
 
 class Base(DeclarativeBase):

@@ -1,7 +1,7 @@
 """``GET /.well-known/jwks.json``: the public signing keys, cacheable and revalidatable.
 
 ``Cache-Control: max-age`` is the JWKS cache lifetime the key schedule is built around (a new key is
-published one max-age plus a minute before it signs), and the strong ``ETag`` lets the edges
+published one max-age plus a margin before it signs), and the strong ``ETag`` lets the edges
 revalidate with ``If-None-Match`` for a 304 with no body.
 """
 
@@ -39,7 +39,9 @@ async def jwks(request: Request, svc: Svc) -> Response:
         "ETag": document.etag,
     }
     if if_none_match(request.headers.getlist("if-none-match"), document.etag):
+        svc.metrics.jwks_requests.labels("304").inc()
         return Response(status_code=304, headers=headers)
+    svc.metrics.jwks_requests.labels("200").inc()
     return Response(content=document.body, media_type=JWKS_MEDIA_TYPE, headers=headers)
 
 
