@@ -111,15 +111,18 @@ async def refresh(svc: Services, token: str, *, client_id: str | None, ip: str |
     now = svc.clock()
     key = await svc.keys.signing_key()
     async with svc.sessions() as db:
-        row = await db.scalar(
-            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
-        )
-        if row is None:
+        # One round trip for the token, its session and its user.
+        found = (
+            await db.execute(
+                select(RefreshToken, DeviceSession, User)
+                .join(DeviceSession, DeviceSession.id == RefreshToken.session_id)
+                .join(User, User.id == DeviceSession.user_id)
+                .where(RefreshToken.token_hash == hash_refresh_token(token))
+            )
+        ).first()
+        if found is None:
             raise _grant_error("The refresh token is not valid.")
-        session = await db.get(DeviceSession, row.session_id)
-        user = await db.get(User, session.user_id) if session else None
-        if session is None or user is None:
-            raise _grant_error("The refresh token is not valid.")
+        row, session, user = found.tuple()
         if client_id is not None and client_id != session.client_id:
             raise _grant_error("The refresh token was issued to another client.")
         problem = _session_problem(session, svc, now)
