@@ -684,13 +684,17 @@ async def test_run_forever_survives_database_errors_and_stops_on_cancel(
 class _FakeServices:
     keys: KeyManager
     settings: Settings
+    metrics: Metrics
 
 
 async def test_jwks_route_caching_headers(replicas: Replicas) -> None:
     manager = await replicas.started()
     app = FastAPI()
     app.include_router(jwks_router)
-    app.state.services = _FakeServices(keys=manager, settings=make_settings(replicas.tmp_path))
+    metrics = Metrics()
+    app.state.services = _FakeServices(
+        keys=manager, settings=make_settings(replicas.tmp_path), metrics=metrics
+    )
     document = await manager.jwks()
     cache_control = f"public, max-age={JWKS_MAX_AGE}"
 
@@ -728,3 +732,11 @@ async def test_jwks_route_caching_headers(replicas: Replicas) -> None:
         )
         assert response.status_code == 200
         assert response.headers["etag"] != document.etag
+    # Each answer is counted, so the issuer sees what the edges' caches cost it.
+    served = {
+        sample.labels["status"]: sample.value
+        for sample in metrics.jwks_requests.collect()[0].samples
+        if sample.name.endswith("_total")
+    }
+    assert served["304"] >= 1
+    assert served["200"] >= 2

@@ -158,7 +158,7 @@ async def set_roles(svc: Services, user_id: str, roles: list[str]) -> User:
             raise NotFoundError("No such user.")
         user.roles = sorted(set(roles))
         user.updated_at = now
-        revocation.record(db, svc.settings, "user", user.id, now, not_before=now)
+        revocation.revoke_user_tokens(db, svc.settings, user, now)
         revocation.security_event(
             db, "roles_changed", now, user_id=user.id, detail={"roles": user.roles}
         )
@@ -184,7 +184,7 @@ async def set_disabled(svc: Services, user_id: str, disabled: bool) -> User:
             for session in sessions:
                 session.revoked_at = now
                 session.revoked_reason = "user_disabled"
-            revocation.record(db, svc.settings, "user", user.id, now, not_before=now)
+            revocation.revoke_user_tokens(db, svc.settings, user, now)
         revocation.security_event(
             db, "user_disabled" if disabled else "user_enabled", now, user_id=user.id
         )

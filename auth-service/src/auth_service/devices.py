@@ -92,7 +92,7 @@ def _issue(
     )
     scopes = scopes_for(user.roles, svc.settings)
     grant = AccessGrant(user.id, session.id, session.client_id, scopes, svc.settings.audiences)
-    access = sign_access_token(key, svc.settings, grant, now)
+    access = sign_access_token(key, svc.settings, grant, revocation.issued_at(user, now))
     return TokenPair(access, svc.settings.access_token_ttl, refresh, session.id, " ".join(scopes))
 
 
@@ -231,6 +231,8 @@ async def revoke_all(svc: Services, user_id: str, reason: str) -> int:
         for session in sessions:
             session.revoked_at = now
             session.revoked_reason = reason
-        revocation.record(db, svc.settings, "user", user_id, now, not_before=now)
+        user = await db.get(User, user_id)
+        if user is not None:
+            revocation.revoke_user_tokens(db, svc.settings, user, now)
         await db.commit()
     return len(sessions)

@@ -24,6 +24,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     roles: Mapped[list[str]]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tokens issued before this (whole seconds) are revoked: logout-all, role change, disable.
+    tokens_not_before: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

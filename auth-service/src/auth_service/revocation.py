@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.config import Settings
@@ -40,6 +40,27 @@ def record(
     )
 
 
+def cut_off(now: datetime) -> datetime:
+    """The first whole second at or after ``now``: token times are whole seconds (RFC 7519), so
+    every token issued up to now has an ``iat`` before it."""
+    whole = now.replace(microsecond=0)
+    return whole if whole == now else whole + timedelta(seconds=1)
+
+
+def revoke_user_tokens(db: AsyncSession, settings: Settings, user: User, now: datetime) -> None:
+    """Revoke every token the user holds now; tokens issued from now on stay good (see
+    :func:`issued_at`). Recorded on the user, for the issuer, and as an event, for the edges."""
+    user.tokens_not_before = cut_off(now)
+    record(db, settings, "user", user.id, now, not_before=user.tokens_not_before)
+
+
+def issued_at(user: User, now: datetime) -> datetime:
+    """``iat`` for a new token: never before the user's cut-off, which may be up to a second
+    ahead of ``now`` (within any verifier's leeway)."""
+    cut = user.tokens_not_before
+    return cut if cut is not None and cut > now else now
+
+
 def security_event(
     db: AsyncSession,
     kind: str,
@@ -66,23 +87,17 @@ async def is_revoked(db: AsyncSession, claims: dict[str, Any], now: datetime) ->
     """True when the issuer's own state says this (signature-valid) token no longer counts."""
     sub = claims.get("sub")
     sid = claims.get("sid")
-    jti = claims.get("jti")
-    iat = datetime.fromtimestamp(int(claims.get("iat", 0)), now.tzinfo)
     user = await db.get(User, sub) if isinstance(sub, str) else None
     if user is None or user.disabled:
         return True
+    iat = datetime.fromtimestamp(int(claims.get("iat", 0)), now.tzinfo)
+    if user.tokens_not_before is not None and iat < user.tokens_not_before:
+        return True  # issued before a logout-everywhere, a role change or a disable
     if isinstance(sid, str):
         session = await db.get(DeviceSession, sid)
         if session is None or session.revoked_at is not None or session.expires_at <= now:
             return True
-    # Tokens issued before a logout-everywhere or a role change; a token id revoked by itself.
-    user_cut = exists().where(
-        RevocationEvent.kind == "user",
-        RevocationEvent.value == sub,
-        RevocationEvent.not_before > iat,
-    )
-    jti_cut = exists().where(RevocationEvent.kind == "jti", RevocationEvent.value == str(jti))
-    return bool(await db.scalar(select(user_cut | jti_cut)))
+    return False
 
 
 async def forget_expired(db: AsyncSession, now: datetime) -> int:
