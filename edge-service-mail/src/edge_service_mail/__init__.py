@@ -1,5 +1,6 @@
-"""The mail edge service (port 8001): inbox, send, read, delete, behind local token verification.
+"""The mail edge service (``gatepass-mail``, port 8001): inbox, send, read, delete.
 
-Not built yet: its routes arrive with the edge-verification work; the package exists so the
-workspace has its final shape.
+Every route but ``/about`` and the probes needs an access token from the gatepass auth service,
+verified locally by the ``gatepass`` library; the messages live in the service's own database.
+Build the app with :func:`edge_service_mail.app.create_app`.
 """

@@ -1,5 +1,6 @@
-"""The video edge service (port 8002): catalogue, watch, upload, delete, behind local verification.
+"""The video edge service (``gatepass-video``, port 8002): catalogue, upload, delete.
 
-Not built yet: its routes arrive with the edge-verification work; the package exists so the
-workspace has its final shape.
+Every route but ``/about`` and the probes needs an access token from the gatepass auth service,
+verified locally by the ``gatepass`` library; the catalogue lives in the service's own database.
+Build the app with :func:`edge_service_video.app.create_app`.
 """

@@ -1,0 +1,37 @@
+"""The mail service's table. Alembic migrations in ``migrations/`` create it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from gatepass.db import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Message(Base):
+    """One message, seen by two parties. Each deletes it for themselves only.
+
+    ``sender_deleted_at`` / ``recipient_deleted_at`` hide it from one party; once both are set
+    nobody can see it, and the row is deleted.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_recipient_created", "recipient", "created_at"),
+        Index("ix_messages_sender_created", "sender", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sender_deleted_at: Mapped[datetime | None]
+    recipient_deleted_at: Mapped[datetime | None]

@@ -1,0 +1,42 @@
+"""The video service's application factory: wiring around :func:`gatepass.edge.edge_app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from edge_service_video import routes
+from edge_service_video.config import VideoSettings
+from gatepass.edge import edge_app
+from gatepass.service import About, ServiceDatabase
+
+DATABASE = ServiceDatabase(
+    "video",
+    Path(__file__).parent / "migrations",
+    lock_id=0x67702D766964656F,  # "gp-video": the video service's advisory lock for migrations
+)
+
+ABOUT = About(
+    service="video",
+    summary="A video catalogue: browse, upload metadata, delete your own (or any, as moderator).",
+    scopes={
+        routes.READ: "browse the catalogue and read a video's metadata",
+        routes.UPLOAD: "upload a video, and delete your own",
+        routes.DELETE: "delete any video",
+    },
+)
+
+
+def create_app(
+    settings: VideoSettings | None = None, *, client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """The app. Nothing connects before its lifespan; ``client`` fetches the issuer's keys."""
+    return edge_app(
+        settings or VideoSettings(),
+        about=ABOUT,
+        database=DATABASE,
+        routers=[routes.router],
+        client=client,
+    )

@@ -1,0 +1,95 @@
+"""The video routes. Scopes: ``video:read`` to browse, ``video:upload`` to add (and to delete
+one's own), ``video:delete`` to delete anyone's.
+
+Deleting is where scopes meet ownership: the owner may delete their video, a moderator (holding
+``video:delete``) any video; anyone else gets 403 ``insufficient_scope`` naming ``video:delete``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from edge_service_video import catalogue
+from edge_service_video.models import Video
+from edge_service_video.schemas import Catalogue, VideoDraft, VideoOut
+from gatepass import (
+    AccessPrincipal,
+    InsufficientScopeError,
+    Principal,
+    ProblemError,
+    edge_auth,
+    require_scopes,
+)
+from gatepass.paging import Paging
+from gatepass.service import DbSession
+
+READ = "video:read"
+UPLOAD = "video:upload"
+DELETE = "video:delete"
+
+router = APIRouter(tags=["video"])
+
+Reader = Annotated[AccessPrincipal, Depends(require_scopes(READ))]
+Uploader = Annotated[AccessPrincipal, Depends(require_scopes(UPLOAD))]
+VideoId = Annotated[str, Path(max_length=64)]
+
+
+class VideoNotFoundError(ProblemError):
+    status = 404
+    code = "video_not_found"
+    title = "No such video"
+
+
+@router.get("/videos")
+async def videos(user: Reader, db: DbSession, page: Paging) -> Catalogue:
+    """The catalogue, newest first."""
+    rows = await catalogue.listed(db, page)
+    return Catalogue.build([VideoOut.model_validate(row) for row in rows], page, viewer=user.sub)
+
+
+@router.get("/videos/{video_id}", responses={404: {"description": "no such video"}})
+async def video(video_id: VideoId, user: Reader, db: DbSession) -> VideoOut:
+    """One video's metadata."""
+    found = await catalogue.find(db, video_id)
+    if found is None:
+        raise VideoNotFoundError
+    return VideoOut.model_validate(found)
+
+
+@router.post("/videos", status_code=201)
+async def upload(draft: VideoDraft, user: Uploader, db: DbSession, response: Response) -> VideoOut:
+    """Add a video (its metadata); the caller owns it."""
+    added = await catalogue.add(db, user.sub, draft)
+    response.headers["location"] = f"/videos/{added.id}"
+    return VideoOut.model_validate(added)
+
+
+@router.delete(
+    "/videos/{video_id}",
+    status_code=204,
+    responses={
+        403: {"description": "neither the owner nor video:delete"},
+        404: {"description": "no such video"},
+    },
+)
+async def remove(video_id: VideoId, user: Principal, db: DbSession, request: Request) -> None:
+    """Delete a video: the owner's own, or any with ``video:delete``."""
+    found = await catalogue.find(db, video_id)
+    if found is None:
+        raise VideoNotFoundError
+    if not may_delete(user, found):
+        auth = edge_auth(request)
+        auth.verifier.stats.rejected("insufficient_scope")
+        raise auth.problem(InsufficientScopeError([DELETE]))
+    await catalogue.remove(db, video_id)
+
+
+def may_delete(user: AccessPrincipal, video: Video) -> bool:
+    """``video:delete`` deletes anything; the owner deletes their own with ``video:upload``.
+
+    The owner still needs a write scope: a token narrowed to ``video:read`` (one a service got by
+    token exchange to show a user's videos, say) must not delete them.
+    """
+    return DELETE in user.scopes or (video.owner == user.sub and UPLOAD in user.scopes)

@@ -1,0 +1,99 @@
+"""An edge service's app in one call: the scaffolding, around the edge's own routes.
+
+An edge's factory is then wiring::
+
+    DATABASE = ServiceDatabase("mail", Path(__file__).parent / "migrations", lock_id=0x...)
+    ABOUT = About("mail", "Inbox, send, read and delete.", {"mail:read": "...", ...})
+
+    def create_app(settings=None, *, client=None) -> FastAPI:
+        settings = settings or MailSettings()
+        return edge_app(settings, about=ABOUT, database=DATABASE, routers=[routes.router],
+                        client=client)
+
+What :func:`edge_app` adds, outermost first:
+
+- a request id and one access line a request (:mod:`gatepass.logs`), request counters
+  (:mod:`gatepass.ops`), the body-size limit (:mod:`gatepass.limits`);
+- every error as problem+json (:mod:`gatepass.problems`), RFC 6750 answers from
+  :class:`~gatepass.EdgeAuth`, so routes use ``Principal`` and ``require_scopes``;
+- ``/about``, ``/healthz``, ``/readyz``, ``/metrics`` (:mod:`gatepass.ops`);
+- a lifespan that opens and migrates the database, then starts the key set (which never fails
+  for an unreachable issuer: ``/readyz`` says 503 instead), and closes both on the way out.
+
+Nothing does I/O before the lifespan: building the app twice, or importing it, is free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from gatepass import ops
+from gatepass.fastapi import EdgeAuth
+from gatepass.limits import BodySizeLimitMiddleware
+from gatepass.logs import RequestContextMiddleware
+from gatepass.problems import install_problem_handlers
+from gatepass.service import (
+    About,
+    EdgeService,
+    EdgeServiceSettings,
+    ServiceDatabase,
+    attach,
+    attach_database,
+    open_database,
+    service_of,
+)
+from gatepass.verifier import Check
+
+__all__ = ["edge_app"]
+
+
+def edge_app(
+    settings: EdgeServiceSettings,
+    *,
+    about: About,
+    database: ServiceDatabase,
+    routers: Iterable[APIRouter],
+    client: httpx.AsyncClient | None = None,
+    checks: Iterable[Check] = (),
+) -> FastAPI:
+    """An edge app: ``routers`` behind the shared middleware, errors, probes and lifespan.
+
+    ``client`` fetches discovery and the JWKS (tests pass one over ``httpx.MockTransport``);
+    without one the key set opens its own when the lifespan starts, and closes it. ``checks`` run
+    on every freshly verified token (a revocation deny-set, say).
+    """
+    registry = CollectorRegistry()
+    auth = EdgeAuth.from_settings(settings, client=client, registry=registry, checks=checks)
+    app = FastAPI(
+        title=f"gatepass {about.service} service",
+        version=about.version,
+        summary=about.summary,
+        lifespan=_lifespan,
+    )
+    attach(app, EdgeService(settings, about, database, auth, registry))
+    install_problem_handlers(app)
+    auth.install(app)
+    app.include_router(ops.router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ops.RequestMetricsMiddleware, registry=registry)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Database first (a failed migration must stop the start), then the key set."""
+    service = service_of(app)
+    async with open_database(service.database, service.settings) as db, service.auth:
+        attach_database(app, db)
+        try:
+            yield
+        finally:
+            attach_database(app, None)

@@ -1,0 +1,148 @@
+"""The routes operators and clients find on every edge, and its request counters.
+
+- ``GET /about``: public; what the service is and which scopes it uses.
+- ``GET /healthz``: the process is alive (no dependency is checked: a restart would not help).
+- ``GET /readyz``: 200 only when the key set is usable **and** the database answers; otherwise
+  503 problem+json naming the failing checks, with the key set's state (age, last fetch outcome).
+- ``GET /metrics``: Prometheus, from the app's own registry: the key set's ``gatepass_edge_*``
+  metrics and ``gatepass_edge_http_requests_total`` (by method, route template and status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gatepass.problems import problem_response
+from gatepass.service import Service, database_of, service_of
+
+__all__ = ["AboutDocument", "RequestMetricsMiddleware", "router"]
+
+DATABASE_CHECK_TIMEOUT = 2.0
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+router = APIRouter(tags=["operations"])
+
+
+class AboutDocument(BaseModel):
+    """The body of ``GET /about``."""
+
+    service: str
+    summary: str
+    version: str
+    audience: str
+    issuer: str
+    scopes: dict[str, str]
+    docs: str = "/docs"
+
+
+@router.get("/about")
+async def about(service: Service) -> AboutDocument:
+    """What this service is and which scopes it uses (public)."""
+    info, settings = service.about, service.settings
+    return AboutDocument(
+        service=info.service,
+        summary=info.summary,
+        version=info.version,
+        audience=settings.audience,
+        issuer=settings.issuer,
+        scopes=dict(info.scopes),
+    )
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "keys unusable or database down"}})
+async def readyz(request: Request) -> Response:
+    """Ready to serve: keys usable and the database answering."""
+    state = service_of(request.app).auth.readiness()
+    checks = {"keys": state.ready, "database": await _database_answers(request)}
+    keyset = state.as_dict()
+    if all(checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks, "keyset": keyset})
+    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    return problem_response(
+        503,
+        "not_ready",
+        "Not ready",
+        f"Failing checks: {failing}.",
+        extra={"checks": checks, "keyset": keyset},
+    )
+
+
+async def _database_answers(request: Request) -> bool:
+    db = database_of(request.app)
+    if db is None:
+        return False
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT), db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError, TimeoutError):
+        return False
+    return True
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(service: Service) -> Response:
+    """Prometheus text format, from this app's registry only."""
+    return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsMiddleware:
+    """Count requests by method, route template and status.
+
+    The route is the template (``/messages/{message_id}``), never the path: ids in paths, or
+    random paths and methods from a scanner, must not grow the label set without bound.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, registry: CollectorRegistry, namespace: str = "gatepass_edge"
+    ) -> None:
+        self.app = app
+        self.requests = Counter(
+            f"{namespace}_http_requests",
+            "HTTP requests, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            self.requests.labels(_method(scope), _route(scope), str(status)).inc()
+
+
+def _method(scope: Scope) -> str:
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else "OTHER"
+
+
+def _route(scope: Scope) -> str:
+    """The matched route's template (FastAPI and Starlette put the route in the scope)."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

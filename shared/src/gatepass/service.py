@@ -1,0 +1,185 @@
+"""What a running edge service holds, and the dependencies its routes reach it through.
+
+An edge (mail, video, ...) is wiring around this library: its settings, its own tables and
+migrations, its routes. The pieces every edge shares are here and in :mod:`gatepass.edge` (the app
+factory), :mod:`gatepass.ops` (``/about``, health, readiness, metrics), :mod:`gatepass.paging`,
+:mod:`gatepass.runner` (the ``__main__``), :mod:`gatepass.alembic_env` (the migrations'
+``env.py``) and :mod:`gatepass.edgetest` (running an edge in a test).
+
+- :class:`EdgeServiceSettings`: token verification (:class:`~gatepass.EdgeAuthSettings`) plus
+  what a running service needs; each edge subclasses it with its own prefix and audience.
+- :class:`ServiceDatabase`: the edge's own database (default file name, migrations, lock id).
+- :class:`About`: what the edge tells anyone at ``GET /about``.
+- :data:`DbSession`: an ``AsyncSession`` per request, ``async def route(db: DbSession)``.
+
+Needs the ``db`` extra (``gatepass[db]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from prometheus_client import CollectorRegistry
+from pydantic import Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gatepass.db import create_engine, create_sessionmaker, sqlite_url, upgrade
+from gatepass.fastapi import EdgeAuth
+from gatepass.settings import EdgeAuthSettings
+
+__all__ = [
+    "About",
+    "Database",
+    "DbSession",
+    "EdgeService",
+    "EdgeServiceSettings",
+    "Service",
+    "ServiceDatabase",
+    "attach",
+    "attach_database",
+    "database_of",
+    "db_session",
+    "edge_service",
+    "open_database",
+    "service_of",
+]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+log = logging.getLogger("gatepass.service")
+
+_SERVICE_ATTRIBUTE = "gatepass_service"
+_DATABASE_ATTRIBUTE = "gatepass_database"
+
+
+class EdgeServiceSettings(EdgeAuthSettings):
+    """An edge's one settings class: how it verifies tokens, and how it runs.
+
+    Subclass it with the edge's prefix and audience::
+
+        class MailSettings(EdgeServiceSettings):
+            model_config = SettingsConfigDict(env_prefix="GATEPASS_MAIL_", extra="ignore")
+            audience: str = "mail"
+    """
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    log_level: LogLevel = "INFO"
+    log_json: bool = False
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        """``info`` from the environment means ``INFO``."""
+        return value.upper() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """An edge's own database: its default SQLite file name, its migrations, its lock id.
+
+    ``lock_id`` is the PostgreSQL advisory lock replicas take to migrate one at a time: one
+    constant per service, distinct from every other service's.
+    """
+
+    name: str
+    migrations: Path
+    lock_id: int
+
+    def url(self, settings: EdgeServiceSettings) -> str:
+        """``DATABASE_URL`` if set, else SQLite at ``<DATA_DIR>/<name>.db``."""
+        return settings.database_url or sqlite_url(settings.data_dir, self.name)
+
+
+@dataclass(frozen=True)
+class About:
+    """What ``GET /about`` says: the service, in a sentence, and what each scope allows here."""
+
+    service: str
+    summary: str
+    scopes: Mapping[str, str] = field(default_factory=dict)
+    version: str = "0.1.0"
+
+
+@dataclass(frozen=True)
+class EdgeService:
+    """What the app factory built (nothing here does I/O until the lifespan starts it)."""
+
+    settings: EdgeServiceSettings
+    about: About
+    database: ServiceDatabase
+    auth: EdgeAuth
+    registry: CollectorRegistry
+
+
+@dataclass(frozen=True)
+class Database:
+    """The open database of a running service (set by the lifespan)."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_database(
+    spec: ServiceDatabase, settings: EdgeServiceSettings
+) -> AsyncIterator[Database]:
+    """The engine, migrated to the newest schema; disposed of on the way out."""
+    engine = create_engine(spec.url(settings))
+    try:
+        await upgrade(engine, spec.migrations, lock_id=spec.lock_id)
+        log.info("database ready", extra={"backend": engine.dialect.name})
+        yield Database(engine, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+def attach(app: FastAPI, service: EdgeService) -> None:
+    """Make ``service`` the app's, for :func:`edge_service`."""
+    setattr(app.state, _SERVICE_ATTRIBUTE, service)
+
+
+def attach_database(app: FastAPI, db: Database | None) -> None:
+    """Make ``db`` the app's open database (``None``: closed)."""
+    setattr(app.state, _DATABASE_ATTRIBUTE, db)
+
+
+def service_of(app: FastAPI) -> EdgeService:
+    service = getattr(app.state, _SERVICE_ATTRIBUTE, None)
+    if not isinstance(service, EdgeService):
+        raise RuntimeError("not an edge app: build it with gatepass.edge.edge_app")
+    return service
+
+
+def edge_service(request: Request) -> EdgeService:
+    """The dependency: the app's :class:`EdgeService`."""
+    return service_of(request.app)
+
+
+def database_of(app: FastAPI) -> Database | None:
+    """The app's open database, or ``None`` outside its lifespan."""
+    db = getattr(app.state, _DATABASE_ATTRIBUTE, None)
+    return db if isinstance(db, Database) else None
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The dependency: one session per request, then closed; routes commit themselves."""
+    db = database_of(request.app)
+    if db is None:
+        raise RuntimeError("the database is not open: is the app's lifespan running?")
+    async with db.sessions() as session:
+        yield session
+
+
+Service = Annotated[EdgeService, Depends(edge_service)]
+"""The running edge: ``async def route(service: Service)``."""
+
+DbSession = Annotated[AsyncSession, Depends(db_session)]
+"""A database session for this request: ``async def route(db: DbSession)``."""
