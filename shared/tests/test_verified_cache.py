@@ -11,6 +11,7 @@ from gatepass import (
     AccessPrincipal,
     ExpiredTokenError,
     KeySetConfig,
+    KeysUnavailableError,
     RemoteKeySet,
     StaticKeySet,
     TokenCache,
@@ -104,6 +105,19 @@ async def test_entries_leave_with_a_revoked_key(
     keyset.revoke_key(issuer.default_kid)
     assert verifier.cache is not None
     assert len(verifier.cache) == 0
+
+
+async def test_a_cached_token_stops_with_its_keys_at_the_maximum_staleness(
+    verifier: Verifier, keyset: RemoteKeySet, issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    token = issuer.token(ttl=48 * 3600)  # outlives the staleness bound, so only the keys stop it
+    await verifier.verify(token)
+    issuer.fail_with = httpx.ConnectError("issuer down")
+    clock.advance(keyset.config.max_staleness - 1)
+    assert (await verifier.verify(token)).sub  # the outage is bridged from the cache...
+    clock.advance(2)
+    with pytest.raises(KeysUnavailableError):  # ...until the keys themselves are too old
+        await verifier.verify(token)
 
 
 async def test_failed_tokens_are_not_cached(verifier: Verifier, issuer: FakeIssuer) -> None:

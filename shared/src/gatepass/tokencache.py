@@ -54,6 +54,12 @@ class TokenCache:
         self._entries.move_to_end(digest)
         return entry[0]
 
+    def lookup(self, digest: bytes, now: float) -> tuple[AccessPrincipal, str] | None:
+        """Like :meth:`get`, with the ``kid`` that signed the token: a hit is only as good as the
+        key behind it, which the caller checks is still usable."""
+        principal = self.get(digest, now)
+        return None if principal is None else (principal, self._entries[digest][2])
+
     def put(self, digest: bytes, principal: AccessPrincipal, kid: str, valid_until: float) -> None:
         """Remember a token that was just verified, until ``valid_until`` (epoch seconds)."""
         if digest in self._entries:

@@ -113,11 +113,13 @@ class Verifier:
         digest = None
         if self.cache is not None:
             digest = token_digest(token)
-            principal = self.cache.get(digest, now)
-            if principal is not None:
+            hit = self.cache.lookup(digest, now)
+            # A hit counts only while its key does: past the maximum staleness it falls through
+            # to the slow path, which answers "no usable keys" like any other token.
+            if hit is not None and self._keys.peek(hit[1], now) is not None:
                 self.stats.cache_hits += 1
                 self.stats.verified += 1
-                return principal
+                return hit[0]
         try:
             signed, head, payload, signature = self._read(token)
             header = self._headers.get(head) or self._parse_header(head)
