@@ -1,20 +1,21 @@
 """Run gatepass on this machine and show it working: what ``./dev up`` runs.
 
-Each service runs as a child process on 127.0.0.1 with SQLite and generated keys under ``./data``.
-Today that is the auth service; the mail (8001) and video (8002) edges join as more :class:`Child`
-entries in :func:`children`, started in order, each once the one before it is ready.
+The auth service (8000) and the mail (8001) and video (8002) edges run as child processes on
+127.0.0.1 with SQLite and generated keys under ``./data``, started in order, each once the one
+before it is ready (the edges fetch the auth service's JWKS).
 
-Once everything is ready this prints where to look, walks through the main flows with httpx
-(signup, login, ``/me``, the access token taken apart, refresh, the JWKS, the session list) and then
-follows the services' logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s.
-Passwords and refresh tokens are never printed whole; the logs also go to ``data/logs/``.
+Once everything is ready this prints where to look, then walks through the system with two users
+the operator gives different roles: signup, login, the access token taken apart, a video uploaded
+and listed, a delete the edge forbids (from the token alone), mail sent and read, a send the edge
+forbids, a delete it allows, a refresh, the JWKS and the device list. Then it follows the services'
+logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s. Passwords and refresh
+tokens are never printed whole; the logs also go to ``data/logs/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import json
 import os
 import secrets
@@ -28,7 +29,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -188,9 +188,19 @@ def children(args: argparse.Namespace) -> list[Child]:
             "GATEPASS_AUTH_ISSUER": issuer,
         },
     )
-    # Later: Child("mail", "edge_service_mail", 8001, {"GATEPASS_MAIL_ISSUER": issuer, ...}),
-    # and Child("video", "edge_service_video", 8002, {"GATEPASS_VIDEO_ISSUER": issuer, ...}).
-    return [auth]
+    mail = Child(
+        name="mail",
+        module="edge_service_mail",
+        port=args.mail_port,
+        env={"GATEPASS_MAIL_ISSUER": issuer, "GATEPASS_MAIL_DATA_DIR": "./data/mail"},
+    )
+    video = Child(
+        name="video",
+        module="edge_service_video",
+        port=args.video_port,
+        env={"GATEPASS_VIDEO_ISSUER": issuer, "GATEPASS_VIDEO_DATA_DIR": "./data/video"},
+    )
+    return [auth, mail, video]
 
 
 @contextmanager
@@ -235,110 +245,190 @@ def show_json(value: Any) -> None:
     show(*json.dumps(value, indent=2, ensure_ascii=False).splitlines())
 
 
-class Demo:
-    """The scripted tour: each step prints the request, the status and what is worth seeing."""
+@dataclass
+class Person:
+    """A demo user: who they are, what role the operator gives them, and their tokens."""
 
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        self.email = f"demo-{secrets.token_hex(4)}@example.com"
-        self.password = secrets.token_urlsafe(24)
-        self.secrets = [self.password]
+    name: str
+    role: str
+    email: str = ""
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    user_id: str = ""
+    tokens: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def access(self) -> dict[str, str]:
+        return bearer(self.tokens["access_token"])
+
+
+class Demo:
+    """The scripted tour: each step prints the request, the status and what is worth seeing.
+
+    Two users with different roles show the point of the system: the edges decide locally, from
+    the token alone, that Alice (moderator) may delete a video and Bob (viewer) may only read.
+    """
+
+    def __init__(self, urls: Mapping[str, str], operator_env: Mapping[str, str]) -> None:
+        self.urls = urls
+        self.operator_env = operator_env
+        self.client = httpx.Client(timeout=30.0)
+        run = secrets.token_hex(3)
+        self.alice = Person("Alice", "moderator", email=f"alice-{run}@example.com")
+        self.bob = Person("Bob", "viewer", email=f"bob-{run}@example.com")
+        self.secrets = [self.alice.password, self.bob.password]
         self.step = 0
 
     def run(self) -> None:
-        self.signup()
-        tokens = self.login()
-        self.me(tokens["access_token"])
-        self.decode(tokens["access_token"])
-        tokens = self.refresh(tokens["refresh_token"])
-        self.jwks(tokens["access_token"])
-        self.sessions(tokens["access_token"])
+        alice, bob = self.alice, self.bob
+        for person in (alice, bob):
+            self.signup(person)
+        self.assign_roles()
+        for person in (alice, bob):
+            self.login(person)
+        self.decode(alice.tokens["access_token"])
+        video = self.upload(alice)
+        self.list_videos(bob)
+        self.forbidden_delete(bob, video)
+        self.send_mail(alice, bob)
+        self.read_inbox(bob)
+        self.forbidden_send(bob)
+        self.delete_video(alice, video)
+        self.refresh(alice)
+        self.jwks()
+        self.sessions(alice)
         print("\nWalk-through done.", flush=True)
 
     def title(self, text: str) -> None:
         self.step += 1
         print(f"\n[{self.step}] {text}", flush=True)
 
-    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; a non-2xx answer stops the tour with the service's (redacted) reply."""
-        response = self.client.request(method, path, **kwargs)
-        show(f"{method} {path} -> {response.status_code} {response.reason_phrase}")
-        if response.is_success:
+    def call(
+        self, service: str, method: str, path: str, *, expect: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request. An answer other than ``expect`` (default: any 2xx) stops the tour."""
+        response = self.client.request(method, self.urls[service] + path, **kwargs)
+        show(f"{method} {service}{path} -> {response.status_code} {response.reason_phrase}")
+        if response.status_code == expect or (expect is None and response.is_success):
             return response
         body = response.text
         for secret in self.secrets:
             body = body.replace(secret, "***")
         raise StackError(f"{method} {path} answered {response.status_code}: {body}")
 
-    def signup(self) -> None:
-        self.title(f"Sign up {self.email} (random password, {len(self.password)} chars, not shown)")
-        response = self.call(
-            "POST", "/signup", json={"email": self.email, "password": self.password}
-        )
-        show_json(response.json())
+    def signup(self, person: Person) -> None:
+        self.title(f"{person.name} signs up as {person.email} (random password, not shown)")
+        body = {"email": person.email, "password": person.password}
+        person.user_id = self.call("auth", "POST", "/signup", json=body).json()["id"]
+        show(f"user id: {person.user_id}  (opaque: tokens never carry the email)")
 
-    def login(self) -> dict[str, Any]:
-        self.title("Log in: a new session (one per device), an access token and a refresh token")
-        response = self.call(
-            "POST", "/login", json={"email": self.email, "password": self.password}
-        )
-        return self.show_tokens(response.json())
+    def assign_roles(self) -> None:
+        self.title("The operator gives roles: Alice moderator, Bob viewer (gatepass users roles)")
+        for person in (self.alice, self.bob):
+            operator(self.operator_env, "users", "roles", person.user_id, person.role)
+            show(f"gatepass users roles {person.user_id} {person.role}")
+        show("role -> scopes: moderator may upload and delete videos; viewer may only read")
+
+    def login(self, person: Person) -> None:
+        self.title(f"{person.name} logs in: a session, an access token and a refresh token")
+        body = {"email": person.email, "password": person.password}
+        person.tokens = self.show_tokens(self.call("auth", "POST", "/login", json=body).json())
 
     def show_tokens(self, tokens: dict[str, Any]) -> dict[str, Any]:
         self.secrets.append(tokens["refresh_token"])
         show(
-            f"token_type:    {tokens.get('token_type')}, expires_in: {tokens.get('expires_in')} s",
             f"scope:         {tokens.get('scope')}",
-            f"session_id:    {tokens.get('session_id')}",
+            f"expires_in:    {tokens.get('expires_in')} s, session {tokens.get('session_id')}",
             f"access_token:  {short(tokens['access_token'])}",
             f"refresh_token: {short(tokens['refresh_token'], 6)}  (opaque; only its hash is kept)",
         )
         return tokens
 
-    def me(self, access_token: str) -> None:
-        self.title("GET /me with Authorization: Bearer <access token>")
-        show_json(self.call("GET", "/me", headers=bearer(access_token)).json())
-
     def decode(self, access_token: str) -> None:
-        self.title("The access token taken apart (display only: the signature is NOT checked here)")
-        try:
-            header, payload, signature = access_token.split(".")
-            show("header:")
-            show_json(b64url_json(header))
-            show("payload (anyone holding the token can read this, so no personal data):")
-            claims = b64url_json(payload)
-            show_json(claims)
-            show(f"signature: {len(b64url_bytes(signature))} bytes, checked by edges with the JWKS")
-        except (ValueError, binascii.Error) as exc:
-            raise StackError(f"the access token is not a JWS compact token: {exc}") from None
-        if isinstance(claims, dict) and isinstance(claims.get("exp"), int):
-            expires = datetime.fromtimestamp(claims["exp"], UTC)
-            show(f"expires at {expires:%H:%M:%S} UTC")
+        self.title("Alice's access token taken apart (display only: the signature is NOT checked)")
+        header, payload, signature = access_token.split(".")
+        show("header:")
+        show_json(b64url_json(header))
+        show("payload (anyone holding the token can read this, so no personal data):")
+        show_json(b64url_json(payload))
+        show(f"signature: {len(b64url_bytes(signature))} bytes, checked by each edge with the JWKS")
 
-    def refresh(self, refresh_token: str) -> dict[str, Any]:
-        self.title("Refresh: POST /token grant_type=refresh_token (the refresh token rotates)")
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        tokens = self.show_tokens(self.call("POST", "/token", data=form).json())
+    def upload(self, person: Person) -> str:
+        self.title(f"{person.name} uploads a video: POST video/videos (scope video:upload)")
+        body = {"title": "Welcome to gatepass", "description": "verified at the edge"}
+        video = self.call("video", "POST", "/videos", json=body, headers=person.access).json()
+        show(f"video {video['id']} owned by {video['owner']}")
+        return str(video["id"])
+
+    def list_videos(self, person: Person) -> None:
+        self.title(f"{person.name} lists the catalogue: GET video/videos (scope video:read)")
+        listing = self.call("video", "GET", "/videos", headers=person.access).json()
+        items = listing.get("items", listing) if isinstance(listing, dict) else listing
+        for video in items[:5]:
+            show(f"{video['id']}  {video['title']!r} by {video['owner']}")
+
+    def forbidden_delete(self, person: Person, video_id: str) -> None:
+        self.title(f"{person.name} tries to delete Alice's video: not the owner, no video:delete")
+        response = self.call(
+            "video", "DELETE", f"/videos/{video_id}", expect=403, headers=person.access
+        )
+        show(f"WWW-Authenticate: {response.headers.get('www-authenticate')}")
+        show(f"detail: {response.json().get('detail')}")
+
+    def send_mail(self, sender: Person, recipient: Person) -> None:
+        self.title(f"{sender.name} mails {recipient.name}: POST mail/messages (scope mail:send)")
+        body = {"to": recipient.user_id, "subject": "Hello", "body": "Tokens verified locally."}
+        message = self.call("mail", "POST", "/messages", json=body, headers=sender.access).json()
+        show(f"message {message['id']} sent")
+
+    def read_inbox(self, person: Person) -> None:
+        self.title(f"{person.name} reads the inbox: GET mail/inbox (scope mail:read, own only)")
+        inbox = self.call("mail", "GET", "/inbox", headers=person.access).json()
+        items = inbox.get("items", inbox) if isinstance(inbox, dict) else inbox
+        for message in items[:5]:
+            show(f"from {message['from']}: {message['subject']!r}")
+
+    def forbidden_send(self, person: Person) -> None:
+        self.title(f"{person.name} tries to send mail: a viewer has no mail:send")
+        body = {"to": self.alice.user_id, "subject": "Hi", "body": "?"}
+        response = self.call(
+            "mail", "POST", "/messages", expect=403, json=body, headers=person.access
+        )
+        show(f"WWW-Authenticate: {response.headers.get('www-authenticate')}")
+
+    def delete_video(self, person: Person, video_id: str) -> None:
+        self.title(f"{person.name} deletes her video: DELETE video/videos/{{id}} (video:delete)")
+        self.call("video", "DELETE", f"/videos/{video_id}", expect=204, headers=person.access)
+
+    def refresh(self, person: Person) -> None:
+        self.title(f"{person.name} refreshes: POST auth/token (the refresh token rotates)")
+        form = {"grant_type": "refresh_token", "refresh_token": person.tokens["refresh_token"]}
+        person.tokens = self.show_tokens(self.call("auth", "POST", "/token", data=form).json())
         show("the old refresh token is spent: reused after the grace window, it ends the session")
-        return tokens
 
-    def jwks(self, access_token: str) -> None:
-        self.title("The public keys edges verify with: GET /.well-known/jwks.json")
-        keys = self.call("GET", "/.well-known/jwks.json").json().get("keys", [])
-        signing_kid = b64url_json(access_token.partition(".")[0]).get("kid")
+    def jwks(self) -> None:
+        self.title("The public keys the edges verify with: GET auth/.well-known/jwks.json")
+        keys = self.call("auth", "GET", "/.well-known/jwks.json").json()["keys"]
         for key in keys:
-            mark = "  <- signed the token above" if key.get("kid") == signing_kid else ""
-            show(f"kid {key.get('kid')}  alg {key.get('alg')}  use {key.get('use')}{mark}")
+            show(f"kid {key['kid']}  alg {key['alg']}  use {key['use']}")
 
-    def sessions(self, access_token: str) -> None:
-        self.title("This user's devices: GET /sessions")
-        rows = self.call("GET", "/sessions", headers=bearer(access_token)).json()
-        for row in rows if isinstance(rows, list) else [rows]:
-            current = " (this one)" if row.get("current") else ""
+    def sessions(self, person: Person) -> None:
+        self.title(f"{person.name}'s devices: GET auth/sessions")
+        for row in self.call("auth", "GET", "/sessions", headers=person.access).json():
+            marker = " (this one)" if row.get("current") else ""
             show(
-                f"{row.get('id')}{current}: {row.get('user_agent')} from {row.get('ip')}, "
-                f"created {row.get('created_at')}, last used {row.get('last_used_at')}"
+                f"{row['id']}{marker}: {row.get('user_agent')} from {row.get('ip')}, "
+                f"last used {row.get('last_used_at')}"
             )
+
+
+def operator(env: Mapping[str, str], *args: str) -> None:
+    """Run the operator command ``gatepass`` with the auth service's settings."""
+    command = [str(Path(sys.executable).with_name("gatepass")), *args]
+    result = subprocess.run(  # noqa: S603 - our own console script
+        command, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise StackError(f"gatepass {' '.join(args)} failed: {result.stderr.strip()}")
 
 
 def bearer(access_token: str) -> dict[str, str]:
@@ -348,17 +438,17 @@ def bearer(access_token: str) -> dict[str, str]:
 # --- main --------------------------------------------------------------------------------------
 
 
-def print_urls(auth: Child) -> None:
-    base = auth.base_url
-    print(f"\ngatepass is running (logs in {auth.log_path.parent.relative_to(REPO)}/):")
+def print_urls(stack: list[Child]) -> None:
+    auth = stack[0].base_url
+    print(f"\ngatepass is running (logs in {stack[0].log_path.parent.relative_to(REPO)}/):")
     show(
-        f"auth service      {base}",
-        f"API docs          {base}/docs",
-        f"JWKS              {base}/.well-known/jwks.json",
-        f"OIDC discovery    {base}/.well-known/openid-configuration",
-        f"health / ready    {base}/healthz  {base}/readyz",
-        f"metrics           {base}/metrics",
+        f"auth service      {auth}   API docs {auth}/docs",
+        f"JWKS              {auth}/.well-known/jwks.json",
+        f"OIDC discovery    {auth}/.well-known/openid-configuration",
     )
+    for child in stack[1:]:
+        show(f"{child.name + ' edge':17s} {child.base_url}   API docs {child.base_url}/docs")
+    show("each service: /healthz  /readyz  /metrics")
 
 
 def follow_logs(stack: list[Child]) -> None:
@@ -372,14 +462,17 @@ def follow_logs(stack: list[Child]) -> None:
         time.sleep(0.5)
 
 
-def run_demo(auth: Child) -> bool:
+def run_demo(stack: list[Child]) -> bool:
     """The walk-through; if a step fails, say so and keep the services up to look into it."""
+    urls = {child.name: child.base_url for child in stack}
+    demo = Demo(urls, stack[0].env)
     try:
-        with httpx.Client(base_url=auth.base_url, timeout=30.0) as client:
-            Demo(client).run()
+        demo.run()
     except (StackError, httpx.HTTPError) as exc:
         print(f"\nThe walk-through stopped: {exc}", file=sys.stderr, flush=True)
         return False
+    finally:
+        demo.client.close()
     return True
 
 
@@ -388,6 +481,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="./dev up", description="Run gatepass locally and walk through its main flows."
     )
     parser.add_argument("--auth-port", type=int, default=8000, help="auth service port (8000)")
+    parser.add_argument("--mail-port", type=int, default=8001, help="mail edge port (8001)")
+    parser.add_argument("--video-port", type=int, default=8002, help="video edge port (8002)")
     parser.add_argument("--no-demo", action="store_true", help="skip the walk-through")
     parser.add_argument(
         "--once", action="store_true", help="exit after the walk-through (a smoke test)"
@@ -407,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = children(args)
     try:
         with running(stack):
-            print_urls(stack[0])
-            demo_ok = args.no_demo or run_demo(stack[0])
+            print_urls(stack)
+            demo_ok = args.no_demo or run_demo(stack)
             if args.once:
                 return 0 if demo_ok else 1
             follow_logs(stack)
