@@ -14,6 +14,7 @@ from auth_service.errors import (
     AccountDisabledError,
     EmailTakenError,
     InvalidCredentialsError,
+    InvalidEmailError,
     InvalidRoleError,
     NotFoundError,
     TooManyAttemptsError,
@@ -22,15 +23,8 @@ from auth_service.models import Session as DeviceSession
 from auth_service.models import User
 from auth_service.state import Services
 from auth_service.tokens import new_id
-from gatepass.problems import ProblemError
 
 log = logging.getLogger("gatepass.auth.accounts")
-
-
-class InvalidEmailError(ProblemError):
-    status = 422
-    code = "invalid_email"
-    title = "Invalid email address"
 
 
 def normalise_email(raw: str) -> str:

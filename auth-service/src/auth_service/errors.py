@@ -4,6 +4,8 @@ ProblemError (gatepass.problems)          RFC 9457 problem+json
 ├── InvalidCredentialsError     401  invalid_credentials  (unknown email or wrong password alike)
 ├── AccountDisabledError        403  account_disabled
 ├── EmailTakenError             409  email_taken
+├── InvalidEmailError           422  invalid_email
+├── WeakPasswordError           422  weak_password        (the detail says why)
 ├── TooManyAttemptsError        429  too_many_attempts    (Retry-After)
 ├── NotFoundError               404  not_found
 ├── InvalidRoleError            422  invalid_role
@@ -41,6 +43,18 @@ class EmailTakenError(ProblemError):
     status = 409
     code = "email_taken"
     title = "Email already registered"
+
+
+class InvalidEmailError(ProblemError):
+    status = 422
+    code = "invalid_email"
+    title = "Invalid email address"
+
+
+class WeakPasswordError(ProblemError):
+    status = 422
+    code = "weak_password"
+    title = "Password refused"
 
 
 class TooManyAttemptsError(ProblemError):

@@ -23,16 +23,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from auth_service.config import Settings
+from auth_service.errors import WeakPasswordError
 from auth_service.metrics import Metrics
-from gatepass.problems import ProblemError
 
 T = TypeVar("T")
-
-
-class WeakPasswordError(ProblemError):
-    status = 422
-    code = "weak_password"
-    title = "Password refused"
 
 
 @cache
