@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "production"
     issuer: str = "http://127.0.0.1:8000"
+    # An http issuer in production, said outright: only where no TLS exists at all (a compose
+    # stack on one machine). Behind TLS termination the issuer is the public https URL anyway.
+    allow_http_issuer: bool = False
     data_dir: Path = Path("./data")
     database_url: str | None = None
     auto_migrate: bool = True
@@ -137,8 +140,9 @@ class Settings(BaseSettings):
                 "no key-encryption key: set GATEPASS_AUTH_KEK_FILE (or GATEPASS_AUTH_KEK), "
                 "or GATEPASS_AUTH_ENVIRONMENT=development to generate one into the data folder"
             )
-        if not self.issuer.startswith("https://"):
+        if not self.issuer.startswith("https://") and not self.allow_http_issuer:
             raise ConfigError(
                 "GATEPASS_AUTH_ISSUER must be an https URL in production "
-                f"(got {self.issuer!r}); set GATEPASS_AUTH_ENVIRONMENT=development for local use"
+                f"(got {self.issuer!r}); set GATEPASS_AUTH_ENVIRONMENT=development for local use, "
+                "or GATEPASS_AUTH_ALLOW_HTTP_ISSUER=true on a private network without TLS"
             )
