@@ -1,0 +1,180 @@
+"""The images and ``deploy/compose.yaml``, run for real under podman (see shared/CONTAINERS.md).
+
+Builds the three service images (and a stand-in for the official PostgreSQL image, which cannot be
+pulled here), starts the compose stack under a project name of its own with secrets generated
+into a temporary folder, and talks to it only through the ports it publishes on 127.0.0.1:
+
+- sign up, log in, call both edges; create an admin with the operator command in the container;
+- stop the auth container: both edges still accept the tokens they hold keys for;
+- start it again: access and refresh tokens issued before the stop still work, because keys and
+  sessions live in PostgreSQL (a restart logs no one out).
+
+Expensive (a cold run builds four images): it runs only with ``GATEPASS_CONTAINER_TESTS=1`` and
+podman and podman-compose on PATH. ``bash .ci/containers.sh test`` sets the machine up and runs it.
+The whole stack is removed afterwards (``down -v``, then ``podman rm -f`` of anything left), pass
+or fail; the images stay, as the build cache of the next run.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.deploy.containers import (
+    CONTAINER_TESTS,
+    POSTGRES_IMAGE,
+    REPO,
+    TAG,
+    CommandError,
+    ComposeStack,
+    wait_ready,
+)
+from tests.support.auth_client import STRONG_PASSWORD, bearer, login, new_user, refresh
+from tests.support.procs import free_port
+
+pytestmark = CONTAINER_TESTS
+
+SERVICES = ("auth", "mail", "video")
+EDGE_ROUTES = {"mail": "/inbox", "video": "/videos"}
+READY_TIMEOUT = 180.0
+
+
+@dataclass
+class Stack:
+    compose: ComposeStack
+    urls: dict[str, str]
+    timings: dict[str, float]
+
+    def client(self, service: str) -> httpx.Client:
+        return httpx.Client(base_url=self.urls[service], timeout=10.0)
+
+
+def compose_env(secret_dir: Path, ports: dict[str, int]) -> dict[str, str]:
+    """What a user's deploy/.env holds (deploy/make-secrets.sh), made fresh for this run."""
+    kek = secret_dir / "kek"
+    kek.write_text(secrets.token_hex(32))
+    kek.chmod(0o644)  # read by uid 10001 in the container through a bind mount
+    env = {
+        "POSTGRES_IMAGE": POSTGRES_IMAGE,
+        "POSTGRES_PASSWORD": secrets.token_hex(16),
+        "GATEPASS_KEK_FILE": str(kek),
+        "GATEPASS_ISSUER": f"http://127.0.0.1:{ports['auth']}",
+        "GATEPASS_AUTH_IMAGE": f"localhost/gatepass-auth:{TAG}",
+        "GATEPASS_MAIL_IMAGE": f"localhost/gatepass-mail:{TAG}",
+        "GATEPASS_VIDEO_IMAGE": f"localhost/gatepass-video:{TAG}",
+        "GATEPASS_BIND": "127.0.0.1",
+    }
+    for service in SERVICES:
+        env[f"GATEPASS_{service.upper()}_DB_PASSWORD"] = secrets.token_hex(16)
+        env[f"GATEPASS_{service.upper()}_PORT"] = str(ports[service])
+    return env
+
+
+@pytest.fixture(scope="module")
+def stack(images: dict[str, float], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    timings = images
+    workdir = tmp_path_factory.mktemp("compose")
+    secret_dir = workdir / "secrets"
+    secret_dir.mkdir(mode=0o700)
+    ports = {service: free_port() for service in SERVICES}
+    compose = ComposeStack(
+        f"gatepass-test-{secrets.token_hex(3)}",
+        REPO / "deploy" / "compose.yaml",
+        compose_env(secret_dir, ports),
+        workdir,
+    )
+    urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+    try:
+        started = time.monotonic()
+        try:
+            compose.up(timeout=READY_TIMEOUT)
+            for service in SERVICES:
+                wait_ready(f"{urls[service]}/readyz", timeout=READY_TIMEOUT)
+        except (CommandError, TimeoutError) as exc:
+            pytest.fail(f"the stack did not come up: {exc}\n\n{compose.report()}", pytrace=False)
+        timings["up until all ready"] = time.monotonic() - started
+        yield Stack(compose, urls, timings)
+    finally:
+        started = time.monotonic()
+        compose.down()
+        timings["down -v"] = time.monotonic() - started
+
+
+def get(client: httpx.Client, path: str, token: str) -> httpx.Response:
+    return client.get(path, headers=bearer(token))
+
+
+def assert_edges_accept(stack: Stack, token: str) -> None:
+    for edge, path in EDGE_ROUTES.items():
+        with stack.client(edge) as client:
+            response = get(client, path, token)
+            assert response.status_code == 200, (
+                f"{edge} {path}: {response.status_code} {response.text}"
+            )
+
+
+def test_the_containers_run_as_a_non_root_user_on_a_read_only_root(stack: Stack) -> None:
+    for service in SERVICES:
+        info: dict[str, Any] = stack.compose.inspect(service)
+        assert info["Config"]["User"] == "10001:10001", service
+        assert info["HostConfig"]["ReadonlyRootfs"] is True, service
+        assert "no-new-privileges" in " ".join(info["HostConfig"]["SecurityOpt"]), service
+        env = "\n".join(info["Config"]["Env"])
+        assert "KEK=" not in env, service  # the KEK is a mounted file, never a variable
+
+
+def test_sign_up_log_in_and_call_both_edges(stack: Stack) -> None:
+    with stack.client("auth") as auth:
+        _, user_id, tokens = new_user(auth, "compose")
+        me = get(auth, "/me", tokens["access_token"])
+        assert me.status_code == 200, me.text
+        assert me.json()["id"] == user_id
+    assert_edges_accept(stack, tokens["access_token"])
+    for edge, path in EDGE_ROUTES.items():
+        with stack.client(edge) as client:
+            assert client.get(path).status_code == 401, edge
+
+
+def test_the_operator_command_creates_an_admin_in_the_auth_container(stack: Stack) -> None:
+    email, password = f"admin-{secrets.token_hex(4)}@example.com", STRONG_PASSWORD
+    stack.compose.exec(
+        "auth", "gatepass", "admin", "create", email, env={"GATEPASS_ADMIN_PASSWORD": password}
+    )
+    with stack.client("auth") as auth:
+        assert "admin" in login(auth, email, password)["scope"].split()
+
+
+def test_edges_verify_while_auth_is_stopped_and_tokens_survive_its_restart(stack: Stack) -> None:
+    with stack.client("auth") as auth:
+        email, _, tokens = new_user(auth, "restart")
+        unseen = login(auth, email)  # shown to no edge before auth stops: no cached verdict
+    assert_edges_accept(stack, tokens["access_token"])
+
+    started = time.monotonic()
+    stack.compose.stop("auth")
+    stack.timings["stop auth"] = time.monotonic() - started
+    assert stack.compose.state("auth") == "exited"
+    with pytest.raises(httpx.TransportError), stack.client("auth") as auth:
+        auth.get("/healthz")
+    assert_edges_accept(stack, tokens["access_token"])
+    assert_edges_accept(stack, unseen["access_token"])  # verified with the keys they hold
+
+    started = time.monotonic()
+    stack.compose.start("auth")
+    stack.compose.wait_healthy("auth", timeout=READY_TIMEOUT)
+    wait_ready(f"{stack.urls['auth']}/readyz", timeout=READY_TIMEOUT)
+    stack.timings["restart auth until ready"] = time.monotonic() - started
+
+    with stack.client("auth") as auth:
+        me = get(auth, "/me", tokens["access_token"])
+        assert me.status_code == 200, me.text  # the signing key came back from PostgreSQL
+        renewed = refresh(auth, tokens["refresh_token"])
+        assert renewed.status_code == 200, renewed.text  # so did the session
+    assert_edges_accept(stack, renewed.json()["access_token"])
