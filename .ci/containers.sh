@@ -97,10 +97,12 @@ setup() {
 run_tests() {
     section "container tests (tests/deploy)"
     local uv
-    uv="$(command -v uv || echo .tools/bin/uv)"
+    uv="$(command -v uv || echo "$PWD/.tools/bin/uv")"
     [[ -x "$uv" ]] || die "uv not found (./dev sync installs it into .tools/)"
-    PATH="$PWD/$TOOLS/bin:$PATH" GATEPASS_CONTAINER_TESTS=1 GATEPASS_PYTHON_IMAGE="$BASE_IMAGE" \
-        "$uv" run --no-sync pytest tests/deploy "$@"
+    # The tests run uv themselves (to export the lock for the image builds): put the one found
+    # here on PATH, since on a fresh machine it lives in .tools/bin only.
+    PATH="$PWD/$TOOLS/bin:$(dirname "$uv"):$PATH" GATEPASS_CONTAINER_TESTS=1 \
+        GATEPASS_PYTHON_IMAGE="$BASE_IMAGE" "$uv" run --no-sync pytest tests/deploy "$@"
 }
 
 die() {
