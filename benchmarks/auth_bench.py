@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,16 +30,10 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from benchmarks import loadgen
+from gatepass.edgetest import free_port
 
 PASSWORD = "benchmark password, long and unique 7"  # noqa: S105 - a throwaway test account
 ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pin(core: int) -> None:

@@ -49,7 +49,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -67,6 +66,7 @@ from cryptography.hazmat.backends.openssl.backend import backend
 
 from benchmarks import loadgen
 from benchmarks.verify_bench import python_build
+from gatepass.edgetest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -146,13 +146,6 @@ def placement() -> Placement:
         return Placement(None, None, None)
     auth = cpus[2] if len(cpus) > 2 else cpus[1]
     return Placement(edge=cpus[0], auth=auth, load=cpus[1], cpus=tuple(cpus))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pin_process(pid: int, cpu: int | None) -> None:

@@ -22,7 +22,14 @@ from typing import NoReturn
 import pytest
 
 from tests.support.pg import ADMIN_URL_ENV, PostgresServer, PostgresUnavailable, ThrowawayCluster
-from tests.support.procs import READY_TIMEOUT, ServiceFactory, ServiceProcess, free_port
+from tests.support.procs import (
+    READY_TIMEOUT,
+    REPORTED_SERVICES,
+    ServiceFactory,
+    ServiceProcess,
+    free_port,
+    report_logs_of,
+)
 
 REQUIRE_POSTGRES_ENV = "GATEPASS_REQUIRE_POSTGRES"
 
@@ -31,8 +38,6 @@ FAST_ARGON2 = {
     "GATEPASS_AUTH_ARGON2_MEMORY_COST": "8192",
     "GATEPASS_AUTH_ARGON2_PARALLELISM": "1",
 }
-
-_SERVICES = pytest.StashKey[list[ServiceProcess]]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,7 +54,7 @@ def pytest_runtest_makereport(
     """Attach the services' log tails to a failed test's report: the other half of the story."""
     report = yield
     if report.failed:
-        for service in item.stash.get(_SERVICES, []):
+        for service in item.stash.get(REPORTED_SERVICES, []):
             report.sections.append(
                 (f"log of {service.name} ({service.log_path})", service.log_tail(60))
             )
@@ -129,7 +134,6 @@ def start_auth(
     (SIGTERM, then SIGKILL after 10 s) when the test ends.
     """
     started: list[ServiceProcess] = []
-    request.node.stash[_SERVICES] = started
 
     def start(
         extra_env: Mapping[str, str] | None = None,
@@ -150,6 +154,7 @@ def start_auth(
             listening_log="Uvicorn running on",
         )
         started.append(service)
+        report_logs_of(request.node, service)
         service.start()
         service.wait_ready(timeout=timeout)
         return service

@@ -14,14 +14,20 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
-from tests.support.procs import READY_TIMEOUT, ServiceFactory, ServiceProcess, free_port
+from tests.support.procs import (
+    READY_TIMEOUT,
+    ServiceFactory,
+    ServiceProcess,
+    free_port,
+    report_logs_of,
+)
 
 
 @dataclass(frozen=True)
@@ -48,23 +54,6 @@ class EdgePairFactory(Protocol):
     ) -> tuple[ServiceProcess, ServiceProcess]: ...
 
 
-_EDGE_SERVICES = pytest.StashKey[list[ServiceProcess]]()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the edges' log tails to a failed test's report."""
-    report = yield
-    if report.failed:
-        for service in item.stash.get(_EDGE_SERVICES, []):
-            report.sections.append(
-                (f"log of {service.name} ({service.log_path})", service.log_tail(60))
-            )
-    return report
-
-
 def edge_settings(edge: Edge, settings: Mapping[str, str]) -> dict[str, str]:
     """``settings`` with the edge's prefix added to every name that lacks ``GATEPASS_``."""
     return {
@@ -76,7 +65,10 @@ def edge_settings(edge: Edge, settings: Mapping[str, str]) -> dict[str, str]:
 class EdgeLauncher:
     """Starts edge processes for one test and stops them all at its end."""
 
-    def __init__(self, tmp_path: Path, auth_port: int, started: list[ServiceProcess]) -> None:
+    def __init__(
+        self, node: pytest.Item, tmp_path: Path, auth_port: int, started: list[ServiceProcess]
+    ) -> None:
+        self._node = node
         self._tmp_path = tmp_path
         self._auth_port = auth_port
         self.started = started
@@ -103,6 +95,7 @@ class EdgeLauncher:
             listening_log="Uvicorn running on",
         )
         self.started.append(service)
+        report_logs_of(self._node, service)  # a failure shows its log tail
         service.start()
         return service
 
@@ -133,8 +126,7 @@ class EdgeLauncher:
 def edges(request: pytest.FixtureRequest, tmp_path: Path, auth_port: int) -> Iterator[EdgeLauncher]:
     """The launcher behind ``start_mail``/``start_video``/``start_edges``; stops every edge."""
     started: list[ServiceProcess] = []
-    request.node.stash[_EDGE_SERVICES] = started
-    yield EdgeLauncher(tmp_path, auth_port, started)
+    yield EdgeLauncher(request.node, tmp_path, auth_port, started)
     for service in reversed(started):
         service.stop()
 

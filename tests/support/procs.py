@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -20,28 +19,35 @@ from types import TracebackType
 from typing import NoReturn, Protocol
 
 import httpx
+import pytest
 
-__all__ = ["ServiceFactory", "ServiceProcess", "ServiceStartError", "free_port", "service_env"]
+from gatepass.edgetest import free_port
+
+__all__ = [
+    "ServiceFactory",
+    "ServiceProcess",
+    "ServiceStartError",
+    "free_port",
+    "report_logs_of",
+    "service_env",
+]
 
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0  # generous: CI machines have two cores and run migrations at start-up
 POLL_INTERVAL = 0.1
 
 
+# The services whose log tails a failed test's report shows (see :func:`report_logs_of`).
+REPORTED_SERVICES = pytest.StashKey[list["ServiceProcess"]]()
+
+
 class ServiceStartError(RuntimeError):
     """A service exited or never became ready; the message ends with its last log lines."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now.
-
-    The kernel picks it, so parallel runs do not collide on a fixed port. Another process could
-    take it before the service binds it; that window is small enough for tests.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def report_logs_of(node: pytest.Item, service: ServiceProcess) -> None:
+    """Have a failure of ``node`` show ``service``'s log tail (the hook is in tests/conftest.py)."""
+    node.stash.setdefault(REPORTED_SERVICES, []).append(service)
 
 
 def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
