@@ -8,7 +8,10 @@ the same process, behind the same server and the same (empty) middleware stack:
 - ``GET /open``: no authentication at all, the ceiling;
 - ``GET /protected``: the gatepass library exactly as an edge wires it (``EdgeAuth`` from
   settings, a remote key set following the issuer's JWKS through discovery, the verified-token
-  cache, ``require_scopes("mail:read")``);
+  cache, ``require_scopes("mail:read")`` on a router whose routes are ``GatepassRoute``s, which
+  check the token at the door instead of through FastAPI's dependency resolution);
+- ``GET /protected-depends``: the same, on a plain FastAPI route: FastAPI resolves
+  ``require_scopes`` like any dependency (what an app gets without ``GatepassRoute``);
 - ``GET /naive``: the common tutorial way: FastAPI's ``HTTPBearer``, then PyJWT per request
   (``get_unverified_header`` to find the key, then ``jwt.decode`` with audience and issuer), with
   the JWKS fetched once at start-up into a dict of ``PyJWK`` (what ``PyJWKClient`` caches);
@@ -44,6 +47,7 @@ from gatepass import (
     AccessPrincipal,
     EdgeAuth,
     EdgeAuthSettings,
+    GatepassRoute,
     edge_auth_settings,
     install_problem_handlers,
     require_scopes,
@@ -161,8 +165,17 @@ def create_app(settings: EdgeAuthSettings, client: IntrospectionClient) -> FastA
     async def open_route() -> dict[str, str]:
         return {"sub": "anyone"}
 
-    @app.get("/protected")
+    # Every route on the app itself, none in an included router (which costs each request
+    # of its routes more routing), so the scenarios differ only in how they authenticate.
     async def protected(user: MailReader) -> dict[str, str]:
+        return {"sub": user.sub}
+
+    app.router.add_api_route(
+        "/protected", protected, methods=["GET"], route_class_override=GatepassRoute
+    )
+
+    @app.get("/protected-depends")
+    async def protected_depends(user: MailReader) -> dict[str, str]:
         return {"sub": user.sub}
 
     @app.get("/naive")

@@ -15,7 +15,10 @@ same edge process:
   request misses (and pays the insert); the edge's counters, read around each run, prove it;
 - (d) ``GET /naive``, the same tokens: FastAPI ``HTTPBearer`` + PyJWT ``decode`` per request;
 - (e) ``GET /introspect``, the same tokens: the edge asks the auth service per request (RFC 7662,
-  one pooled keep-alive httpx client).
+  one pooled keep-alive httpx client);
+- (f) ``GET /protected-depends``, the hot token: (b)'s route without ``GatepassRoute``, so FastAPI
+  resolves ``require_scopes`` as a dependency; shown beside (b), for apps that do not use the
+  route class (32 connections, first algorithm only; no goal).
 
 Each scenario gets ``--seconds`` in all (default 8), split into ``--rounds`` rounds (default 2)
 that alternate with the other scenarios' rounds, after a warm-up; a scenario's p50 and p99 are the
@@ -478,6 +481,7 @@ SCENARIOS = {
         Scenario("c", "gatepass, a new token each request", "/protected", "many"),
         Scenario("d", "naive: HTTPBearer + PyJWT decode", "/naive", "many"),
         Scenario("e", "call-back: introspection per request", "/introspect", "many"),
+        Scenario("f", "gatepass hot, FastAPI Depends only", "/protected-depends", "hot"),
     )
 }
 
@@ -516,7 +520,7 @@ def measure(
     result.auth_cpu_s = cpu_seconds(edge.auth.pid) - cpu[1]
     result.core_busy_s = busy_seconds(edge.edge_cpu) - cpu[2]
     after = edge.stats()
-    if scenario.path == "/protected":
+    if scenario.path.startswith("/protected"):
         result.verified = after["verified"] - before["verified"]
         result.cache_hits = after["cache_hits"] - before["cache_hits"]
     return result
@@ -528,7 +532,7 @@ def sanity_check(edge: Edge, token: str) -> None:
     with httpx.Client(base_url=edge.base, timeout=30) as client:
         if client.get("/open").status_code != 200:
             raise SystemExit("/open does not answer 200")
-        for path in ("/protected", "/naive", "/introspect"):
+        for path in ("/protected", "/protected-depends", "/naive", "/introspect"):
             good = client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code
             bad = client.get(path, headers={"Authorization": f"Bearer {forged}"}).status_code
             none = client.get(path).status_code
@@ -678,6 +682,12 @@ def print_goals(edge: Edge, connections: int) -> None:
     latency_goal("p99 (b) / p99 (e)", r["b"], r["e"])
     if "b" in one and "e" in one:
         latency_goal("p99 (b) / p99 (e), one connection", one["b"], one["e"])
+    if "f" in r:
+        f, a = r["f"], r["a"]
+        print(
+            f"  {'(f)/(a) req/s: hot token, Depends only':44s} {f.rate / a.rate:7.2f} "
+            f"{a.cost / f.cost:8.2f}   (none)  without GatepassRoute, for comparison"
+        )
     noisy = [key for key, m in [*r.items(), *one.items()] if m.noisy]
     if noisy:
         print(
@@ -782,10 +792,10 @@ def main(argv: list[str] | None = None) -> None:
         for i, alg in enumerate(args.algs):
             with contextlib.ExitStack() as stack:  # both processes stop here, error or Ctrl-C
                 edge = bring_up(stack, workdir, alg, args, where)
-                keys = "abcde" if i == 0 else "abcd"
+                keys = "abcdef" if i == 0 else "abcd"
                 edge.results = run_scenarios(runner, edge, keys, args, connections=args.connections)
                 if i == 0:
-                    edge.one_connection = run_scenarios(runner, edge, keys, args, connections=1)
+                    edge.one_connection = run_scenarios(runner, edge, "abcde", args, connections=1)
             edges.append(edge)
     report(edges, args)
 

@@ -1,4 +1,8 @@
-"""FastAPI integration through ASGITransport: the RFC 6750 answers, as problem+json."""
+"""FastAPI integration through ASGITransport: the RFC 6750 answers, as problem+json.
+
+Every test runs twice: with FastAPI's own routes, where FastAPI resolves gatepass's dependencies,
+and with ``GatepassRoute``, which checks them at the door. The answers must be the same.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gatepass import (
     AccessPrincipal,
     EdgeAuth,
     EdgeAuthSettings,
+    GatepassRoute,
     Principal,
     edge_auth,
     install_problem_handlers,
@@ -26,8 +32,17 @@ from gatepass.testing import FakeIssuer, ManualClock
 PROBLEM = "application/problem+json"
 
 
-def build_app(auth: EdgeAuth, *, problem_handlers: bool = True) -> FastAPI:
+@pytest.fixture(params=[APIRoute, GatepassRoute], ids=["depends", "door"])
+def route_class(request: pytest.FixtureRequest) -> type[APIRoute]:
+    route: type[APIRoute] = request.param
+    return route
+
+
+def build_app(
+    auth: EdgeAuth, *, problem_handlers: bool = True, route_class: type[APIRoute] = APIRoute
+) -> FastAPI:
     app = FastAPI(lifespan=auth.lifespan)
+    app.router.route_class = route_class
     if problem_handlers:
         install_problem_handlers(app)
     auth.install(app)
@@ -67,13 +82,17 @@ class Edge:
 
 
 async def running_edge(
-    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient, **settings: Any
+    issuer: FakeIssuer,
+    clock: ManualClock,
+    client: httpx.AsyncClient,
+    route_class: type[APIRoute],
+    **settings: Any,
 ) -> AsyncIterator[Edge]:
     config = EdgeAuthSettings(issuer=issuer.issuer, audience="mail", **settings)
     registry = CollectorRegistry()
     auth = EdgeAuth.from_settings(config, client=client, clock=clock, registry=registry)
     auth.registry = registry  # type: ignore[attr-defined]
-    app = build_app(auth)
+    app = build_app(auth, route_class=route_class)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://mail.test") as http:
@@ -82,17 +101,19 @@ async def running_edge(
 
 @pytest.fixture
 async def edge(
-    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient
+    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient, route_class: type[APIRoute]
 ) -> AsyncIterator[Edge]:
-    async for running in running_edge(issuer, clock, client):
+    async for running in running_edge(issuer, clock, client, route_class):
         yield running
 
 
 @pytest.fixture
 async def cookie_edge(
-    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient
+    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient, route_class: type[APIRoute]
 ) -> AsyncIterator[Edge]:
-    async for running in running_edge(issuer, clock, client, cookie_name="gatepass_at"):
+    async for running in running_edge(
+        issuer, clock, client, route_class, cookie_name="gatepass_at"
+    ):
         yield running
 
 
@@ -278,12 +299,12 @@ async def test_a_header_token_needs_no_csrf_pair(cookie_edge: Edge) -> None:
 
 
 async def test_install_alone_renders_problems(
-    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient
+    issuer: FakeIssuer, clock: ManualClock, client: httpx.AsyncClient, route_class: type[APIRoute]
 ) -> None:
     auth = EdgeAuth.from_settings(
         EdgeAuthSettings(issuer=issuer.issuer, audience="mail"), client=client, clock=clock
     )
-    app = build_app(auth, problem_handlers=False)
+    app = build_app(auth, problem_handlers=False, route_class=route_class)
     async with (
         auth.lifespan(app),
         httpx.AsyncClient(
@@ -293,8 +314,9 @@ async def test_install_alone_renders_problems(
         assert_problem(await http.get("/me"), 401, "missing_token")
 
 
-async def test_a_forgotten_install_is_a_clear_error() -> None:
+async def test_a_forgotten_install_is_a_clear_error(route_class: type[APIRoute]) -> None:
     app = FastAPI()
+    app.router.route_class = route_class
 
     @app.get("/me")
     async def me(user: Principal) -> str:

@@ -173,7 +173,8 @@ def test_putting_twice_keeps_one_entry() -> None:
 def test_the_key_is_a_digest_never_the_token() -> None:
     assert token_digest("a.b.c") != token_digest("a.b.c ")
     assert token_digest("\ud800") != token_digest("?")
-    assert len(token_digest("x" * 10_000)) == 32
+    assert len(token_digest("x" * 10_000)) == 64  # BLAKE2b
+    assert token_digest("a.b.c") == token_digest(b"a.b.c")  # the header's bytes: same key
     with pytest.raises(ValueError, match="max_entries"):
         TokenCache(0)
 

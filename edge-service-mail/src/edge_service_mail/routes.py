@@ -12,14 +12,15 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from edge_service_mail import messages
 from edge_service_mail.schemas import Draft, Mailbox, MessageOut
-from gatepass import AccessPrincipal, ProblemError, require_scopes
+from gatepass import AccessPrincipal, GatepassRoute, ProblemError, require_scopes
 from gatepass.paging import Paging
 from gatepass.service import DbSession
 
 READ = "mail:read"
 SEND = "mail:send"
 
-router = APIRouter(tags=["mail"])
+# GatepassRoute checks the token at the door, before the body is read or a session opened.
+router = APIRouter(tags=["mail"], route_class=GatepassRoute)
 
 Reader = Annotated[AccessPrincipal, Depends(require_scopes(READ))]
 Sender = Annotated[AccessPrincipal, Depends(require_scopes(SEND))]

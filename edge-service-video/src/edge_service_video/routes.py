@@ -16,6 +16,7 @@ from edge_service_video.models import Video
 from edge_service_video.schemas import Catalogue, VideoDraft, VideoOut
 from gatepass import (
     AccessPrincipal,
+    GatepassRoute,
     InsufficientScopeError,
     Principal,
     ProblemError,
@@ -29,7 +30,8 @@ READ = "video:read"
 UPLOAD = "video:upload"
 DELETE = "video:delete"
 
-router = APIRouter(tags=["video"])
+# GatepassRoute checks the token at the door, before the body is read or a session opened.
+router = APIRouter(tags=["video"], route_class=GatepassRoute)
 
 Reader = Annotated[AccessPrincipal, Depends(require_scopes(READ))]
 Uploader = Annotated[AccessPrincipal, Depends(require_scopes(UPLOAD))]

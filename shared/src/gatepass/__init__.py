@@ -9,6 +9,8 @@ And what every edge uses to verify access tokens locally, without calling the au
 - :mod:`gatepass.verifier`: strict verification into an :class:`AccessPrincipal`;
 - :mod:`gatepass.tokencache`: already-verified tokens, so a hot token skips the signature math;
 - :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, RFC 6750 answers;
+- :mod:`gatepass.routing`: ``GatepassRoute``, which checks those at the door, before FastAPI's
+  dependency resolution (faster, and before the body is read);
 - :mod:`gatepass.settings`: ``EdgeAuthSettings``, read with each edge's own prefix;
 - :mod:`gatepass.errors`: the error tree (401 branch, 503 branch), each error with a code.
 """
@@ -46,6 +48,7 @@ from gatepass.limits import BodySizeLimitMiddleware
 from gatepass.logs import RequestContextMiddleware, configure_logging, request_id_var
 from gatepass.principal import AccessPrincipal
 from gatepass.problems import ProblemError, install_problem_handlers, problem_response
+from gatepass.routing import GatepassRoute
 from gatepass.settings import EdgeAuthSettings, edge_auth_settings
 from gatepass.stats import AuthStats, KeySetState, register_metrics
 from gatepass.tokencache import TokenCache
@@ -68,6 +71,7 @@ __all__ = [
     "ExpiredTokenError",
     "ForbiddenHeaderError",
     "GatepassError",
+    "GatepassRoute",
     "InsufficientScopeError",
     "KeyAlgorithmMismatchError",
     "KeySetConfig",

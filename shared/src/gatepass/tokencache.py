@@ -1,6 +1,10 @@
 """A bounded cache of already-verified tokens, so a hot token skips the signature math.
 
-Keyed by the SHA-256 of the token, not the token: a heap dump then holds no usable bearer tokens.
+Keyed by a BLAKE2b digest of the exact token bytes, not the token: a heap dump then holds no
+usable bearer tokens. BLAKE2b rather than SHA-256: both are collision resistant, and on the hot
+path (every request of a cached token) BLAKE2b, which CPython builds in, costs about 1.5 us where
+OpenSSL's SHA-256 costs about 3 (a fetch through OpenSSL's provider machinery on every call), in a
+hot path of about 8 us in all.
 An entry lives until the token's ``exp`` plus the leeway (exactly as long as a fresh verification
 would accept it), at most ``max_entries`` are kept (least recently used go first), and entries can
 be dropped by session, by subject, by the key that signed them or by token id.
@@ -21,12 +25,19 @@ from collections.abc import Callable, Iterable
 from gatepass.principal import AccessPrincipal
 
 # An entry is a plain tuple (cheaper to build than a NamedTuple): principal, valid until, kid.
-_Entry = tuple[AccessPrincipal, float, str]
+Entry = tuple[AccessPrincipal, float, str]
+KEY_HASH = hashlib.blake2b
+"""The hash of the cache key (called directly on the verifier's hot path, one call less)."""
 
 
-def token_digest(token: str) -> bytes:
-    """The cache key, computed once per request. ``surrogatepass``: one-to-one for any string."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+def token_digest(token: str | bytes) -> bytes:
+    """The cache key, computed once per request. ``surrogatepass``: one-to-one for any string.
+
+    A token as bytes is hashed as it is; an ASCII string has the same key as its bytes.
+    """
+    if isinstance(token, str):
+        token = token.encode("utf-8", "surrogatepass")
+    return KEY_HASH(token).digest()
 
 
 class TokenCache:
@@ -36,7 +47,7 @@ class TokenCache:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
         self._by_sid: dict[str, set[bytes]] = {}
         self._by_sub: dict[str, set[bytes]] = {}
 
@@ -45,6 +56,13 @@ class TokenCache:
 
     def get(self, digest: bytes, now: float) -> AccessPrincipal | None:
         """The principal of a cached, still valid token (by :func:`token_digest`), or ``None``."""
+        entry = self.lookup(digest, now)
+        return None if entry is None else entry[0]
+
+    def lookup(self, digest: bytes, now: float) -> Entry | None:
+        """Like :meth:`get`, but the whole entry: principal, valid until, and the ``kid`` that
+        signed the token. A hit is only as good as the key behind it, which the caller checks is
+        still usable. (The verifier's per-request path: one dictionary lookup.)"""
         entry = self._entries.get(digest)
         if entry is None:
             return None
@@ -52,13 +70,7 @@ class TokenCache:
             self._remove(digest)
             return None
         self._entries.move_to_end(digest)
-        return entry[0]
-
-    def lookup(self, digest: bytes, now: float) -> tuple[AccessPrincipal, str] | None:
-        """Like :meth:`get`, with the ``kid`` that signed the token: a hit is only as good as the
-        key behind it, which the caller checks is still usable."""
-        principal = self.get(digest, now)
-        return None if principal is None else (principal, self._entries[digest][2])
+        return entry
 
     def put(self, digest: bytes, principal: AccessPrincipal, kid: str, valid_until: float) -> None:
         """Remember a token that was just verified, until ``valid_until`` (epoch seconds)."""
@@ -105,7 +117,7 @@ class TokenCache:
             self._remove(digest)
         return len(doomed)
 
-    def _drop_where(self, doomed: Callable[[_Entry], bool]) -> int:
+    def _drop_where(self, doomed: Callable[[Entry], bool]) -> int:
         return self._drop_all([digest for digest, entry in self._entries.items() if doomed(entry)])
 
 
