@@ -188,9 +188,13 @@ class EdgeAuth:
         """:meth:`authenticate`, then 403 ``insufficient_scope`` unless every scope was granted."""
         principal = await self.authenticate(request)
         if not required <= principal.scopes:
-            self.verifier.stats.rejected("insufficient_scope")
-            raise self.problem(InsufficientScopeError(tuple(sorted(required))))
+            raise self.insufficient_scope(required)
         return principal
+
+    def insufficient_scope(self, required: frozenset[str]) -> ProblemError:
+        """The 403 for a token lacking some of ``required`` (counted as a rejection)."""
+        self.verifier.stats.rejected("insufficient_scope")
+        return self.problem(InsufficientScopeError(tuple(sorted(required))))
 
     def problem(self, exc: GatepassError) -> ProblemError:
         """The HTTP answer to a verification error."""
@@ -338,8 +342,7 @@ def require_scopes(
         checked = request.scope.get(PRINCIPAL_SCOPE_KEY)  # at the door, maybe for fewer scopes
         principal = await auth.authenticate(request) if checked is None else checked
         if not required <= principal.scopes:
-            auth.verifier.stats.rejected("insufficient_scope")
-            raise auth.problem(InsufficientScopeError(tuple(sorted(required))))
+            raise auth.insufficient_scope(required)
         return principal
 
     setattr(scoped_principal, _SCOPES_ATTRIBUTE, required)

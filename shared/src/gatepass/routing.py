@@ -42,7 +42,6 @@ from pydantic.fields import FieldInfo
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gatepass.errors import InsufficientScopeError
 from gatepass.fastapi import PRINCIPAL_SCOPE_KEY, EdgeAuth, edge_auth, gatepass_scopes
 
 __all__ = ["GatepassRoute"]
@@ -113,8 +112,7 @@ class GatepassRoute(APIRoute):
             auth = known[1]
             principal = auth.cached_principal(scope) or await auth.authenticate(request)
             if not required <= principal.scopes:
-                auth.verifier.stats.rejected("insufficient_scope")
-                raise auth.problem(InsufficientScopeError(tuple(sorted(required))))
+                raise auth.insufficient_scope(required)
             scope[PRINCIPAL_SCOPE_KEY] = principal
             return await handler(request)
 
