@@ -109,7 +109,9 @@ def test_duplicate_kid_drops_every_copy() -> None:
 
 
 @pytest.mark.parametrize(
-    "document", [b"not json", b"[]", b'{"keys": {}}', b"{}", b"\xff\xfe"], ids=repr
+    "document",
+    [b"not json", b"[]", b'{"keys": {}}', b"{}", b"\xff\xfe", b'{"keys": ' + b"[" * 5000],
+    ids=["not-json", "list", "keys-not-a-list", "empty", "binary", "nested-deep"],
 )
 def test_a_document_that_is_not_a_jwks_is_an_error(document: bytes) -> None:
     with pytest.raises(JwksError):

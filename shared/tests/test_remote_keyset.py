@@ -121,6 +121,23 @@ async def test_a_bad_discovery_document_gives_no_keys(
             await keyset.get("any")
 
 
+@pytest.mark.parametrize(
+    ("direct", "outcome"), [(False, "discovery_error"), (True, "invalid_document")]
+)
+async def test_a_document_nested_past_the_parser_limit_is_a_failed_fetch(
+    direct: bool, outcome: str, issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    """Not a RecursionError that would stop the refresh loop: a failed fetch, counted."""
+    nested = b"[" * 5000 + b"]" * 5000
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=nested))
+    async with (
+        httpx.AsyncClient(transport=transport) as client,
+        make_keyset(client, issuer, clock, direct=direct) as keyset,
+    ):
+        assert not keyset.usable()
+        assert keyset.state().last_fetch_outcome == outcome
+
+
 async def test_etag_revalidation_keeps_keys_and_extends_freshness(
     client: httpx.AsyncClient, issuer: FakeIssuer, clock: ManualClock
 ) -> None:
@@ -477,8 +494,8 @@ async def test_a_revalidation_rewrites_the_copy(
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"[]", b'{"version": 1}', b'{"version": 99}', b"\xff\xfe"],
-    ids=["not-json", "list", "incomplete", "other-version", "binary"],
+    [b"{not json", b"[]", b'{"version": 1}', b'{"version": 99}', b"\xff\xfe", b"[" * 5000],
+    ids=["not-json", "list", "incomplete", "other-version", "binary", "nested-deep"],
 )
 async def test_a_corrupt_copy_is_ignored_with_a_warning(
     content: bytes,

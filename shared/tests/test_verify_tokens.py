@@ -42,11 +42,13 @@ def forge(header: dict[str, Any], claims: dict[str, Any], signature: bytes = b""
     return f"{segment(header)}.{segment(claims)}.{b64(signature)}"
 
 
-def es256_sign(issuer: FakeIssuer, header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """Sign by hand, so the header can say anything PyJWT would refuse to write."""
+def es256_sign(issuer: FakeIssuer, header: dict[str, Any], claims: dict[str, Any] | str) -> str:
+    """Sign by hand, so the header (and the payload, given as JSON text) can say anything PyJWT
+    would refuse to write."""
     _, key = issuer.keys[issuer.default_kid]
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    signing_input = f"{segment(header)}.{segment(claims)}"
+    payload = b64(claims.encode()) if isinstance(claims, str) else segment(claims)
+    signing_input = f"{segment(header)}.{payload}"
     der = key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
     return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
@@ -213,6 +215,11 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
     "exp-as-string": (lambda i, c: i.token(exp=str(int(c()) + 300)), "invalid_claim"),
     "exp-as-bool": (lambda i, c: i.token(exp=True), "invalid_claim"),
     "exp-huge": (lambda i, c: i.token(exp=10**30), "invalid_claim"),
+    "exp-huge-float": (lambda i, c: i.token(exp=1e30), "invalid_claim"),
+    "exp-beyond-double": (
+        lambda i, c: es256_sign(i, header_for(i), json.dumps(i.claims())[:-1] + ', "x": 1e400}'),
+        "malformed",
+    ),
     "exp-nan": (
         lambda i, c: es256_sign(i, header_for(i), {**i.claims(), "exp": float("nan")}),
         "malformed",
@@ -233,6 +240,16 @@ FORGERIES: dict[str, tuple[Forgery, str]] = {
     "padded-base64": (lambda i, c: i.token().replace(".", "=.", 1), "malformed"),
     "header-not-json": (lambda i, c: b64(b"{not json") + ".e30.AA", "malformed"),
     "header-is-a-list": (lambda i, c: segment(["ES256"]) + ".e30.AA", "malformed"),
+    # Nested past any parser's depth limit: refused as malformed, never a RecursionError (a 500).
+    "header-nested-deep": (lambda i, c: b64(b"[" * 3000) + ".e30.AA", "malformed"),
+    "payload-nested-deep": (
+        lambda i, c: es256_sign(
+            i,
+            header_for(i),
+            json.dumps(i.claims())[:-1] + ', "x": ' + "[" * 1100 + "]" * 1100 + "}",
+        ),
+        "malformed",
+    ),
     "payload-is-a-list": (lambda i, c: es256_sign(i, header_for(i), []), "malformed"),  # type: ignore[arg-type]
     "oversize": (lambda i, c: i.token(padding="x" * 9000), "oversize"),
 }

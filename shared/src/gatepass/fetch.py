@@ -8,7 +8,6 @@ with a failure (keep the old keys, retry later) is the key set's job, not this m
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from gatepass.jwks import JwksError, ParsedJwks, parse_jwks
 
@@ -165,8 +165,8 @@ def _parse(body: bytes) -> ParsedJwks:
 def _jwks_uri(body: bytes, issuer: str) -> str:
     """``jwks_uri`` from a discovery document that names the same issuer (OIDC Discovery 4.3)."""
     try:
-        document: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document: Any = orjson.loads(body)
+    except ValueError as exc:  # not UTF-8, not JSON, or nested over 1,024 deep
         raise FetchFailed("discovery_error", "not JSON") from exc
     if not isinstance(document, dict) or document.get("issuer") != issuer:
         raise FetchFailed("discovery_error", "the document names another issuer")

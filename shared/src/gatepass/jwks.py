@@ -12,13 +12,13 @@ private keys is a bug that shows up in the stats as ``private_key``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -164,8 +164,8 @@ def parse_jwks(document: bytes | Mapping[str, Any]) -> ParsedJwks:
 def _entries(document: bytes | Mapping[str, Any]) -> Iterable[Any]:
     if isinstance(document, bytes):
         try:
-            document = json.loads(document)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            document = orjson.loads(document)
+        except ValueError as exc:  # not UTF-8, not JSON, or nested over 1,024 deep
             raise JwksError("the JWKS is not JSON") from exc
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise JwksError("the JWKS has no 'keys' list")

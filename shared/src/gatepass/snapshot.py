@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 log = logging.getLogger("gatepass.jwks")
 
 FORMAT_VERSION = 1
@@ -45,7 +47,7 @@ class Snapshot:
     @classmethod
     def from_json(cls, data: bytes) -> Snapshot:
         """Parse and check the shape; raise ``ValueError`` on anything unexpected."""
-        body = json.loads(data)
+        body = orjson.loads(data)  # a ValueError for anything not JSON, however deep
         if not isinstance(body, dict) or body.get("version") != FORMAT_VERSION:
             raise ValueError("unknown format")
         snapshot = cls(
