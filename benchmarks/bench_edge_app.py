@@ -166,7 +166,9 @@ def create_app(settings: EdgeAuthSettings, client: IntrospectionClient) -> FastA
         return {"sub": "anyone"}
 
     # Every route on the app itself, none in an included router (which costs each request
-    # of its routes more routing), so the scenarios differ only in how they authenticate.
+    # of its routes more routing), so the scenarios differ only in how they authenticate, and
+    # in one thing more: routes are matched in order, so each request of /protected also pays
+    # for not matching /open (about 1 us), which leans the (b)/(a) comparison against gatepass.
     async def protected(user: MailReader) -> dict[str, str]:
         return {"sub": user.sub}
 
