@@ -107,10 +107,11 @@ class Verifier:
         :meth:`verify` answers "no usable keys" like for any other token.
         """
         cache = self.cache
-        if cache is None:
-            return None
+        return None if cache is None else self._hit(cache, _digest(token).digest())
+
+    def _hit(self, cache: TokenCache, digest: bytes) -> AccessPrincipal | None:
         now = self._clock()
-        entry = cache.lookup(_digest(token).digest(), now)
+        entry = cache.lookup(digest, now)
         if entry is None or self._keys.peek(entry[2], now) is None:
             return None
         stats = self.stats
@@ -118,8 +119,11 @@ class Verifier:
         stats.verified += 1
         return entry[0]
 
-    async def verify(self, token: str | bytes) -> AccessPrincipal:
+    async def verify(self, token: str | bytes, *, missed: bool = False) -> AccessPrincipal:
         """The caller of a valid token; raise a ``TokenError`` or ``KeysUnavailableError``.
+
+        ``missed``: the caller has just looked ``token`` up with :meth:`cached` and missed, so
+        the cache is not asked again (its digest is still computed once, for the insert).
 
         One coroutine, with the three steps inline: this is the per-request path, and every
         extra frame shows next to a 70 us signature check.
@@ -128,11 +132,12 @@ class Verifier:
             # One-to-one for any string; a non-ASCII byte then fails the base64 decoding.
             token = token.encode("utf-8", "surrogatepass")
         digest = None
-        if self.cache is not None:
-            principal = self.cached(token)
+        cache = self.cache
+        if cache is not None:
+            digest = _digest(token).digest()  # the lookup's key, and the insert's
+            principal = None if missed else self._hit(cache, digest)
             if principal is not None:
                 return principal
-            digest = _digest(token).digest()  # again, on the slow path only: for the insert
         now = self._clock()
         try:
             signed, head, payload, signature = self._read(token)
