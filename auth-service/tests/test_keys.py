@@ -616,7 +616,7 @@ def test_load_kek_refuses_production_without_a_key(tmp_path: Path) -> None:
 
 
 def test_load_kek_formats(tmp_path: Path) -> None:
-    raw = bytes(range(100, 132))
+    raw = bytes.fromhex("9a2091e1c42cdaab3abfec1aef47136ad45bd4c474194cd215a0f1a7247bbde2")
     b64 = base64.urlsafe_b64encode(raw).decode()
     prod = {"environment": "production"}
     for text in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import time
@@ -155,6 +156,9 @@ def test_production_mode_refuses_to_start_without_a_key_encryption_key(
     no_kek = start(GATEPASS_AUTH_ISSUER="https://auth.example.com")
     assert no_kek.returncode == 2
     assert "key-encryption key" in no_kek.stderr
-    plain_http = start(GATEPASS_AUTH_KEK="A" * 43, GATEPASS_AUTH_ISSUER="http://plain.example.com")
+    # A good key ("A" * 43 would be 32 zero bytes, refused for itself): only the issuer is wrong.
+    plain_http = start(
+        GATEPASS_AUTH_KEK=secrets.token_hex(32), GATEPASS_AUTH_ISSUER="http://plain.example.com"
+    )
     assert plain_http.returncode == 2
     assert "https" in plain_http.stderr

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final, TypeAlias, cast
 
@@ -49,6 +50,7 @@ from auth_service.clock import Clock
 from auth_service.config import ConfigError, Settings
 from auth_service.metrics import Metrics
 from auth_service.models import Lock, RevocationEvent, SecurityEvent, SigningKey
+from gatepass.db import private_dir
 
 logger = logging.getLogger("gatepass.auth.keys")
 
@@ -133,7 +135,8 @@ def load_kek(settings: Settings) -> bytes:
     """The 32-byte key-encryption key (KEK) that seals the private signing keys at rest.
 
     From ``settings.kek`` or ``settings.kek_file``; in development, generated once into the data
-    folder so a local run needs no setup, and reused so restarts keep every session valid.
+    folder so a local run needs no setup, and reused so restarts keep every session valid. A
+    trivially weak key is refused (:func:`_refuse_weak_kek`), in development too.
     """
     if settings.kek is not None and settings.kek_file is not None:
         raise ConfigError(
@@ -141,16 +144,61 @@ def load_kek(settings: Settings) -> bytes:
             "so there is no doubt which key-encryption key seals the signing keys"
         )
     if settings.kek is not None:
-        return _parse_kek_text(settings.kek.get_secret_value(), "GATEPASS_AUTH_KEK")
-    if settings.kek_file is not None:
-        return _read_kek_file(settings.kek_file, "GATEPASS_AUTH_KEK_FILE")
-    if settings.is_development:
-        return _development_kek(settings.data_dir / "kek")
-    raise ConfigError(
+        source = "GATEPASS_AUTH_KEK"
+        kek = _parse_kek_text(settings.kek.get_secret_value(), source)
+    elif settings.kek_file is not None:
+        source = "GATEPASS_AUTH_KEK_FILE"
+        kek = _read_kek_file(settings.kek_file, source)
+    elif settings.is_development:
+        source = "the development key-encryption key"
+        kek = _development_kek(settings.data_dir / "kek")
+    else:
+        raise _no_kek()
+    _refuse_weak_kek(kek, source)
+    return kek
+
+
+def _no_kek() -> ConfigError:
+    return ConfigError(
         "no key-encryption key: set GATEPASS_AUTH_KEK_FILE (a file holding 32 bytes, raw or as "
         "base64url/hex text) or GATEPASS_AUTH_KEK, or GATEPASS_AUTH_ENVIRONMENT=development to "
         "generate one into the data folder"
     )
+
+
+# Below this many distinct byte values a 32-byte key is refused: 32 random bytes have fewer with a
+# chance under 2**-75 (about 30 on average).
+KEK_MIN_DISTINCT_BYTES: Final = 12
+# A key that repeats itself every this many bytes or fewer is refused (chance 2**-128 or less).
+KEK_MAX_PERIOD: Final = 16
+
+
+def _refuse_weak_kek(kek: bytes, source: str) -> None:
+    """Refuse a key-encryption key no random generator makes: all one byte, a short pattern
+    repeated, a counting sequence.
+
+    Each rule fails 32 random bytes with a chance below 2**-75, so a key from ``openssl rand`` or
+    ``secrets.token_bytes`` always passes; what fails was typed, copied from an example, or left
+    zeroed. The message says which rule, never the key.
+    """
+    problem = _kek_weakness(kek)
+    if problem is not None:
+        raise ConfigError(
+            f"{source}: the key-encryption key is not random ({problem}); make one from 32 "
+            "random bytes, e.g. `openssl rand -hex 32`"
+        )
+
+
+def _kek_weakness(kek: bytes) -> str | None:
+    if len(set(kek)) < KEK_MIN_DISTINCT_BYTES:
+        return f"fewer than {KEK_MIN_DISTINCT_BYTES} distinct byte values"
+    for period in range(1, KEK_MAX_PERIOD + 1):
+        if kek[period:] == kek[:-period]:
+            return f"a pattern of {period} bytes, repeated"
+    steps = {(after - before) % 256 for before, after in pairwise(kek)}
+    if len(steps) == 1:
+        return "each byte a constant step from the one before"
+    return None
 
 
 def _read_kek_file(path: Path, source: str) -> bytes:
@@ -194,7 +242,7 @@ def _parse_kek_text(text: str, source: str) -> bytes:
 def _development_kek(path: Path) -> bytes:
     """Reuse ``path``, or create it (mode 0600) without racing another process starting too."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         _create_kek_file(path)
     return _read_kek_file(path, "the development key-encryption key")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from edge_service_video import catalogue
 from edge_service_video.models import Video
@@ -23,8 +23,16 @@ from gatepass import (
     edge_auth,
     require_scopes,
 )
+from gatepass.openapi import (
+    bearer_security,
+    bearer_security_any,
+    edge_bearer_responses,
+    merge_responses,
+    problem_responses,
+)
 from gatepass.paging import Paging
 from gatepass.service import DbSession
+from gatepass.text import ResourceId
 
 READ = "video:read"
 UPLOAD = "video:upload"
@@ -35,7 +43,11 @@ router = APIRouter(tags=["video"], route_class=GatepassRoute)
 
 Reader = Annotated[AccessPrincipal, Depends(require_scopes(READ))]
 Uploader = Annotated[AccessPrincipal, Depends(require_scopes(UPLOAD))]
-VideoId = Annotated[str, Path(max_length=64)]
+VideoId = ResourceId
+
+
+PROTECTED = edge_bearer_responses()
+NO_VIDEO = merge_responses(PROTECTED, problem_responses(404, descriptions={404: "No such video."}))
 
 
 class VideoNotFoundError(ProblemError):
@@ -44,14 +56,14 @@ class VideoNotFoundError(ProblemError):
     title = "No such video"
 
 
-@router.get("/videos")
+@router.get("/videos", responses=PROTECTED, openapi_extra=bearer_security(READ))
 async def videos(user: Reader, db: DbSession, page: Paging) -> Catalogue:
     """The catalogue, newest first."""
     rows = await catalogue.listed(db, page)
     return Catalogue.build([VideoOut.model_validate(row) for row in rows], page, viewer=user.sub)
 
 
-@router.get("/videos/{video_id}", responses={404: {"description": "no such video"}})
+@router.get("/videos/{video_id}", responses=NO_VIDEO, openapi_extra=bearer_security(READ))
 async def video(video_id: VideoId, user: Reader, db: DbSession) -> VideoOut:
     """One video's metadata."""
     found = await catalogue.find(db, video_id)
@@ -60,7 +72,7 @@ async def video(video_id: VideoId, user: Reader, db: DbSession) -> VideoOut:
     return VideoOut.model_validate(found)
 
 
-@router.post("/videos", status_code=201)
+@router.post("/videos", status_code=201, responses=PROTECTED, openapi_extra=bearer_security(UPLOAD))
 async def upload(draft: VideoDraft, user: Uploader, db: DbSession, response: Response) -> VideoOut:
     """Add a video (its metadata); the caller owns it."""
     added = await catalogue.add(db, user.sub, draft)
@@ -71,10 +83,13 @@ async def upload(draft: VideoDraft, user: Uploader, db: DbSession, response: Res
 @router.delete(
     "/videos/{video_id}",
     status_code=204,
-    responses={
-        403: {"description": "neither the owner nor video:delete"},
-        404: {"description": "no such video"},
-    },
+    responses=merge_responses(
+        NO_VIDEO,
+        problem_responses(
+            403, descriptions={403: "Neither the owner (with `video:upload`) nor `video:delete`."}
+        ),
+    ),
+    openapi_extra=bearer_security_any([DELETE], [UPLOAD]),
 )
 async def remove(video_id: VideoId, user: Principal, db: DbSession, request: Request) -> None:
     """Delete a video: the owner's own, or any with ``video:delete``."""

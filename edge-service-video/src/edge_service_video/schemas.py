@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gatepass.paging import Page
+from gatepass.text import MultiLine, OneLine
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5_000
@@ -19,9 +20,11 @@ class VideoDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
+        OneLine,
     ]
-    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] = ""
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION), MultiLine] = ""
 
 
 class VideoOut(BaseModel):

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel
 
 from auth_service import devices
-from auth_service.security import CurrentCaller
+from auth_service.security import CALLER_ANSWERS, CurrentCaller
 from auth_service.state import Svc
+from gatepass.openapi import bearer_security, merge_responses, problem_responses
+from gatepass.text import ResourceId
 
 router = APIRouter(tags=["sessions"])
 
@@ -25,7 +27,12 @@ class SessionOut(BaseModel):
     current: bool
 
 
-@router.get("/sessions", response_model=list[SessionOut])
+@router.get(
+    "/sessions",
+    response_model=list[SessionOut],
+    responses=CALLER_ANSWERS,
+    openapi_extra=bearer_security(),
+)
 async def list_sessions(caller: CurrentCaller, svc: Svc) -> list[SessionOut]:
     rows = await devices.list_sessions(svc, caller.user_id)
     return [
@@ -43,20 +50,38 @@ async def list_sessions(caller: CurrentCaller, svc: Svc) -> list[SessionOut]:
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_session(session_id: str, caller: CurrentCaller, svc: Svc) -> Response:
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=merge_responses(
+        CALLER_ANSWERS,
+        problem_responses(404, descriptions={404: "No such session of the caller's."}),
+    ),
+    openapi_extra=bearer_security(),
+)
+async def delete_session(session_id: ResourceId, caller: CurrentCaller, svc: Svc) -> Response:
     await devices.revoke_session(svc, caller.user_id, session_id, "signed_out_by_user")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=CALLER_ANSWERS,
+    openapi_extra=bearer_security(),
+)
 async def logout(caller: CurrentCaller, svc: Svc) -> Response:
     if caller.session_id is not None:
         await devices.revoke_session(svc, caller.user_id, caller.session_id, "logout")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/logout/all", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/logout/all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=CALLER_ANSWERS,
+    openapi_extra=bearer_security(),
+)
 async def logout_all(caller: CurrentCaller, svc: Svc) -> Response:
     await devices.revoke_all(svc, caller.user_id, "logout_all")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
