@@ -156,7 +156,7 @@ async def test_about_health_and_readiness(edge: EdgeUnderTest, settings: NotesSe
         "audience": "notes",
         "issuer": settings.issuer,
         "scopes": {"notes:write": "add a note"},
-        "docs": "/docs",
+        "docs": None,  # production (the default): no API docs
     }
     assert (await edge.http.get("/healthz")).json() == {"status": "ok"}
     ready = await edge.http.get("/readyz")
@@ -190,6 +190,34 @@ async def test_middleware_ids_limits_and_problems(edge: EdgeUnderTest) -> None:
     expect_problem(await edge.http.get("/nowhere"), 404, "not_found")
     big = await edge.http.post("/notes/a", content=b"x" * (64 * 1024 + 1))
     expect_problem(big, 413, "payload_too_large")
+
+
+async def test_the_shared_http_layer_is_on(edge: EdgeUnderTest) -> None:
+    """HEAD, security headers, no slash redirects, no docs in production (gatepass.httplayer)."""
+    about = await edge.http.get("/about")
+    head = await edge.http.head("/about")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == about.headers["content-length"]
+    for answer in (about, head, await edge.http.get("/notes")):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+    slash = await edge.http.get("/about/", headers={"host": "evil.example"})
+    expect_problem(slash, 404, "not_found")
+    assert "location" not in slash.headers
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        expect_problem(await edge.http.get(path), 404, "not_found")
+    metrics = (await edge.http.get("/metrics")).text
+    assert 'method="HEAD",route="/about",status="200"' in metrics
+
+
+async def test_docs_in_development(
+    create_app: NotesFactory, settings: NotesSettings, fake_issuer: FakeIssuer
+) -> None:
+    development = settings.model_copy(update={"environment": "development"})
+    async with run_edge(create_app, development, fake_issuer) as edge:
+        assert (await edge.http.get("/about")).json()["docs"] == "/docs"
+        assert (await edge.http.get("/docs")).status_code == 200
+        assert "/notes" in (await edge.http.get("/openapi.json")).json()["paths"]
 
 
 async def test_metrics_count_by_route_template_never_by_path(edge: EdgeUnderTest) -> None:

@@ -10,7 +10,9 @@ from pydantic_settings import SettingsConfigDict
 
 from gatepass.edgetest import child_service
 from gatepass.runner import run_service
+from gatepass.server import DESCRIPTOR_RESERVE, LimitedHttpProtocol, ServerLimits, effective_limit
 from gatepass.service import EdgeServiceSettings
+from gatepass.settings import ConfigError
 
 
 class DemoSettings(EdgeServiceSettings):
@@ -48,6 +50,7 @@ def run(argv: list[str]) -> Served:
 def test_defaults_and_what_uvicorn_is_told() -> None:
     served = run([])
     assert served.app == ("app for", "demo")
+    protocol = served.options.pop("http")
     assert served.options == {
         "host": "127.0.0.1",
         "port": 8009,
@@ -55,9 +58,73 @@ def test_defaults_and_what_uvicorn_is_told() -> None:
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "proxy_headers": True,
+        "proxy_headers": False,  # never uvicorn's FORWARDED_ALLOW_IPS: gatepass.proxies decides
+        "ws": "none",
+        "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 5,
     }
+    assert issubclass(protocol, LimitedHttpProtocol)
+    assert protocol.server_limits == ServerLimits(
+        max_header_bytes=32 * 1024, header_timeout=10.0, body_timeout=30.0, concurrency_limit=512
+    )
+
+
+def test_the_server_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "MAX_HEADER_BYTES": "16384",
+        "HEADER_TIMEOUT": "2.5",
+        "BODY_TIMEOUT": "7",
+        "KEEP_ALIVE_TIMEOUT": "3",
+        "CONCURRENCY_LIMIT": "40",
+    }.items():
+        monkeypatch.setenv(f"GATEPASS_DEMO_{name}", value)
+    served = run([])
+    assert served.options["timeout_keep_alive"] == 3
+    assert served.options["http"].server_limits == ServerLimits(16384, 2.5, 7.0, 40)
+
+
+def test_the_concurrency_limit_leaves_descriptors_for_the_rest() -> None:
+    assert effective_limit(512, None) == 512
+    assert effective_limit(512, 4096) == 512
+    assert effective_limit(512, 128) == 128 - DESCRIPTOR_RESERVE  # 140 half-open would not fit
+    assert effective_limit(512, 10) == 1
+
+
+def test_a_start_up_check_that_refuses_is_one_message_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def check(settings: DemoSettings) -> None:
+        raise ConfigError("GATEPASS_DEMO_THING is required in production")
+
+    served = Served()
+    with pytest.raises(SystemExit) as exited:
+        run_service(
+            demo_app,
+            DemoSettings,
+            prog="gatepass-demo",
+            port=8009,
+            argv=[],
+            check=check,
+            serve=served,
+        )
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "gatepass-demo: GATEPASS_DEMO_THING is required in production\n"
+    )
+    assert served.app is None  # nothing listened
+
+
+def test_a_value_that_does_not_parse_is_named_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GATEPASS_DEMO_ALGORITHMS", "ES256")
+    monkeypatch.setenv("GATEPASS_DEMO_TRUSTED_PROXIES", "10.0.0.0/8, s3cret-not-an-address")
+    with pytest.raises(SystemExit) as exited:
+        run([])
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "trusted_proxies: Value error, entry 2 is not an IP address" in stderr
+    assert "s3cret" not in stderr
 
 
 def test_host_and_port_flags() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service import migrate, revocation
-from auth_service.clock import Clock, system_clock
+from auth_service.clock import Clock, Sleep, system_clock
 from auth_service.config import Settings
 from auth_service.errors import install_oauth_handler
 from auth_service.keys import KeyManager, load_kek
@@ -25,8 +25,8 @@ from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
 from gatepass.db import create_engine, create_sessionmaker
-from gatepass.limits import BodySizeLimitMiddleware
-from gatepass.logs import RequestContextMiddleware
+from gatepass.httplayer import app_options, install_http_layer
+from gatepass.openapi import install_openapi
 from gatepass.problems import install_problem_handlers
 
 log = logging.getLogger("gatepass.auth")
@@ -48,21 +48,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         version="0.1.0",
         summary="Accounts, sessions and devices, signing keys, the token endpoint and the JWKS.",
         lifespan=lifespan,
+        **app_options(settings),
     )
     install_problem_handlers(app)
     install_oauth_handler(app)
     for module in (accounts, sessions, oauth, jwks, admin, ops):
         app.include_router(module.router)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    install_openapi(app, max_body_bytes=settings.max_body_bytes, server_limits=True)
+    install_http_layer(app, settings)
     return app
 
 
 @asynccontextmanager
 async def running(
-    settings: Settings, clock: Clock = system_clock, *, background: bool = True
+    settings: Settings,
+    clock: Clock = system_clock,
+    *,
+    background: bool = True,
+    sleep: Sleep = asyncio.sleep,
 ) -> AsyncIterator[Services]:
-    """Everything the service holds, started; with ``background=False`` (the CLI) no loops run."""
+    """Everything the service holds, started; with ``background=False`` (the CLI) no loops run.
+    ``sleep`` waits on ``clock`` (tests pass one that moves their fake clock)."""
     settings.check_production()
     engine = create_engine(settings.resolved_database_url)
     tasks: list[asyncio.Task[None]] = []
@@ -77,7 +83,7 @@ async def running(
         await passwords.prepare()
         throttle = LoginThrottler(settings, sessionmaker, clock)
         services = Services(
-            settings, engine, sessionmaker, clock, metrics, keys, passwords, throttle
+            settings, engine, sessionmaker, clock, metrics, keys, passwords, throttle, sleep=sleep
         )
         if background:
             tasks.append(asyncio.create_task(keys.run_forever(), name="key-maintenance"))
@@ -112,8 +118,9 @@ async def housekeeping(svc: Services) -> None:
     await svc.throttle.forget_old()
     async with svc.sessions() as db:
         await revocation.forget_expired(db, now)
-        # Rotated refresh tokens are kept while their session lives, for reuse detection; a dead
-        # session (and, by cascade, its tokens) is kept a week for the owner's device list history.
+        # A session keeps its newest rotated refresh tokens (``refresh_history``, pruned at each
+        # rotation) for reuse detection; a dead session (and, by cascade, its tokens) is kept a
+        # week for the owner's device list history.
         await db.execute(
             delete(DeviceSession).where(
                 or_(

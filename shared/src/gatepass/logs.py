@@ -56,15 +56,67 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """One line a record: ``time level logger: message key=value ... [request id]``.
+
+    A path, a header or an exception's message is the client's text, so nothing in it may start a
+    line of its own: control characters (CR, LF, ESC, ...) and Unicode line separators are
+    escaped in the message and in every ``extra`` (``\\n``, ``\\x1b``, ``\\u2028``); an extra
+    with a space, a quote or an ``=`` is quoted, so it cannot pass for another ``key=value``. A
+    traceback keeps its lines, each indented by ``  | `` so none can pass for a record.
+    """
+
     def format(self, record: logging.LogRecord) -> str:
-        rid = request_id_var.get()
-        line = super().format(record)
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = escape_controls(self.formatMessage(record))
         extras = {
             k: v for k, v in vars(record).items() if k not in _STD_ATTRS and not k.startswith("_")
         }
         if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return f"{line} [{rid}]" if rid else line
+            line += " " + " ".join(
+                f"{escape_controls(str(k))}={_text_value(v)}" for k, v in extras.items()
+            )
+        rid = request_id_var.get()
+        if rid:
+            line += f" [{rid}]"
+        # Not logging's cached exc_text: another handler may have formatted it unescaped.
+        if record.exc_info:
+            line += "\n" + _indented(self.formatException(record.exc_info))
+        elif record.exc_text:
+            line += "\n" + _indented(record.exc_text)
+        if record.stack_info:
+            line += "\n" + _indented(self.formatStack(record.stack_info))
+        return line
+
+
+# C0 controls, DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {
+    code: {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}.get(
+        code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    )
+    for code in _CONTROLS
+}
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character and line separator written as an escape."""
+    return text.translate(_ESCAPES)
+
+
+def _text_value(value: object) -> str:
+    """An extra's value for a text line: escaped, and quoted if it has a space, quote or ``=``."""
+    text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
+        return escape_controls(text)
+    return '"' + escape_controls(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
+def _indented(text: str) -> str:
+    """Each line of a traceback escaped and indented, so no line of it looks like a record."""
+    return "\n".join("  | " + escape_controls(line) for line in text.splitlines())
 
 
 def configure_logging(level: str = "INFO", *, json_logs: bool = False) -> None:

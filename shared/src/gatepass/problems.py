@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatepass.headers import SECURITY_HEADERS
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://gatepass.dev/problems/"
 
@@ -160,6 +162,9 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
         status=500,
         code="internal_error",
         title="Internal server error",
+        # Sent from outside every middleware (Starlette's ServerErrorMiddleware), so it carries
+        # the security headers itself.
+        headers=SECURITY_HEADERS,
     )
     return _render(err, request)
 

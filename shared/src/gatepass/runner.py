@@ -1,4 +1,4 @@
-"""Run a gatepass service from the command line: the body of every edge's ``__main__``.
+"""Run a gatepass service from the command line: the body of every service's ``__main__``.
 
 ::
 
@@ -6,42 +6,47 @@
         run_service(create_app, MailSettings, prog="gatepass-mail", port=8001, argv=argv)
 
 ``--host`` (default 127.0.0.1) and ``--port`` pick where it listens. Settings the environment gets
-wrong are one message on stderr and exit code 2, before anything listens. Logs go through
-:func:`gatepass.logs.configure_logging` (uvicorn's own access log is off: it prints query
-strings, where some clients put tokens); uvicorn still says ``Uvicorn running on ...`` once it
-listens, which scripts and tests wait for.
+wrong are one message on stderr and exit code 2, before anything listens: a value that does not
+parse, and whatever the service's own start-up ``check`` refuses (it raises
+:class:`gatepass.settings.ConfigError`). The message names the setting, never its value: some
+are secrets. Logs go through :func:`gatepass.logs.configure_logging` (uvicorn's own access log is
+off: it prints query strings, where some clients put tokens); uvicorn still says ``Uvicorn
+running on ...`` once it listens, which scripts and tests wait for.
 
-Needs ``uvicorn``: a service's dependency, not the library's.
+uvicorn runs with the limits of :mod:`gatepass.server` (header size and read time, keep-alive,
+concurrency) and without its own forwarding-header support: the app's
+:mod:`gatepass.proxies` decides who the client is, from the service's ``TRUSTED_PROXIES``.
+
+Needs ``uvicorn`` with ``httptools`` (``uvicorn[standard]``): a service's dependency, not the
+library's.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError as SettingsSourceError
 
 from gatepass.logs import configure_logging
+from gatepass.server import uvicorn_options
+from gatepass.settings import ConfigError, ServiceSettings, describe_settings_error
 
-__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "RunnableSettings", "run_service"]
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "run_service"]
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# uvicorn's variables that no longer do anything here, and what to set instead.
+_IGNORED_ENVIRONMENT = {"FORWARDED_ALLOW_IPS": "the service's TRUSTED_PROXIES setting"}
 
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
-class RunnableSettings(Protocol):
-    """What the runner reads from a service's settings."""
-
-    @property
-    def log_level(self) -> str: ...
-
-    @property
-    def log_json(self) -> bool: ...
-
-
-SettingsT = TypeVar("SettingsT", bound=RunnableSettings)
+log = logging.getLogger("gatepass.runner")
 
 
 def run_service(
@@ -52,15 +57,22 @@ def run_service(
     port: int,
     description: str | None = None,
     argv: list[str] | None = None,
+    check: Callable[[SettingsT], object] | None = None,
+    graceful_shutdown: int = GRACEFUL_SHUTDOWN_SECONDS,
     serve: Callable[..., None] = uvicorn.run,
 ) -> None:
-    """Parse ``argv``, load the settings, configure logs, and serve ``create_app(settings)``.
+    """Parse ``argv``, load and check the settings, configure logs, serve ``create_app(settings)``.
 
-    ``serve`` is ``uvicorn.run``; tests pass a stand-in to see what it would be called with.
+    ``check`` is the service's start-up check (a production setting missing, a key file
+    unreadable): it raises :class:`~gatepass.settings.ConfigError`. ``serve`` is ``uvicorn.run``;
+    tests pass a stand-in to see what it would be called with.
     """
     args = _parse_args(argv, prog=prog, port=port, description=description)
     settings = _load(load_settings, prog)
+    if check is not None:
+        _check(check, settings, prog)
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    _warn_about_ignored_environment()
     serve(
         create_app(settings),
         host=args.host,
@@ -69,8 +81,8 @@ def run_service(
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_graceful_shutdown=graceful_shutdown,
+        **uvicorn_options(settings),
     )
 
 
@@ -87,17 +99,22 @@ def _load(load_settings: Callable[[], SettingsT], prog: str) -> SettingsT:
     """The settings, or a clear message and exit code 2."""
     try:
         return load_settings()
-    except ValidationError as exc:
-        _fail(prog, "invalid settings:\n" + _describe(exc))
+    except (ValidationError, SettingsSourceError) as exc:
+        _fail(prog, "invalid settings:\n" + describe_settings_error(exc))
 
 
-def _describe(exc: ValidationError) -> str:
-    """One line a problem: the setting and what is wrong, never the value (it may be secret)."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        lines.append(f"  {where}: {error['msg']}")
-    return "\n".join(lines)
+def _check(check: Callable[[SettingsT], object], settings: SettingsT, prog: str) -> None:
+    """The service's start-up check, or its message and exit code 2."""
+    try:
+        check(settings)
+    except ConfigError as exc:
+        _fail(prog, str(exc))
+
+
+def _warn_about_ignored_environment() -> None:
+    for name, instead in _IGNORED_ENVIRONMENT.items():
+        if name in os.environ:
+            log.warning("%s is ignored; set %s", name, instead)
 
 
 def _fail(prog: str, message: str) -> NoReturn:

@@ -7,7 +7,9 @@ factory), :mod:`gatepass.ops` (``/about``, health, readiness, metrics), :mod:`ga
 ``env.py``) and :mod:`gatepass.edgetest` (running an edge in a test).
 
 - :class:`EdgeServiceSettings`: token verification (:class:`~gatepass.EdgeAuthSettings`) plus
-  what a running service needs; each edge subclasses it with its own prefix and audience.
+  what a running service needs (:class:`~gatepass.settings.ServiceSettings`: environment, API
+  docs, logs, HTTP limits, trusted proxies, and here its database); each edge subclasses it with
+  its own prefix and audience.
 - :class:`ServiceDatabase`: the edge's own database (default file name, migrations, lock id).
 - :class:`About`: what the edge tells anyone at ``GET /about``.
 - :data:`DbSession`: an ``AsyncSession`` per request, ``async def route(db: DbSession)``.
@@ -22,16 +24,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Self
 
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry
-from pydantic import Field, field_validator
+from pydantic import model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gatepass.db import create_engine, create_sessionmaker, sqlite_url, upgrade
 from gatepass.fastapi import EdgeAuth
-from gatepass.settings import EdgeAuthSettings
+from gatepass.settings import EdgeAuthSettings, ServiceSettings
 
 __all__ = [
     "About",
@@ -50,15 +52,13 @@ __all__ = [
     "service_of",
 ]
 
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-
 log = logging.getLogger("gatepass.service")
 
 _SERVICE_ATTRIBUTE = "gatepass_service"
 _DATABASE_ATTRIBUTE = "gatepass_database"
 
 
-class EdgeServiceSettings(EdgeAuthSettings):
+class EdgeServiceSettings(EdgeAuthSettings, ServiceSettings):
     """An edge's one settings class: how it verifies tokens, and how it runs.
 
     Subclass it with the edge's prefix and audience::
@@ -70,15 +70,13 @@ class EdgeServiceSettings(EdgeAuthSettings):
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
-    log_level: LogLevel = "INFO"
-    log_json: bool = False
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: Any) -> Any:
-        """``info`` from the environment means ``INFO``."""
-        return value.upper() if isinstance(value, str) else value
+    @model_validator(mode="after")
+    def _token_fits_in_headers(self) -> Self:
+        """A token travels in a header: the header limit must leave room for the largest one."""
+        if self.max_header_bytes < self.max_token_bytes + 1024:
+            raise ValueError("max_header_bytes must exceed max_token_bytes by at least 1024")
+        return self
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,122 @@ or make them part of the edge's one settings class::
     class MailSettings(EdgeAuthSettings):
         model_config = SettingsConfigDict(env_prefix="GATEPASS_MAIL_", extra="ignore")
         audience: str = "mail"
+
+And how every gatepass service (the auth service and each edge) runs, with the service's prefix:
+:class:`ServiceSettings` (environment, API docs, logs, the HTTP server's limits, trusted proxies).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SettingsSourceError
 
 from gatepass.keyset import KeySetConfig
 
 AlgorithmName = Literal["ES256", "RS256", "EdDSA"]
+Environment = Literal["development", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+IPNetwork = IPv4Network | IPv6Network
+
+
+class ConfigError(Exception):
+    """Settings that parse but cannot run a service: one message at start-up, then exit code 2.
+
+    A service's own start-up checks raise it (or a subclass); the message names the setting and
+    what is wrong with it, never the value (it may be a secret).
+    """
+
+
+class ServiceSettings(BaseSettings):
+    """How a gatepass service runs: the auth service and every edge, each with its own prefix.
+
+    ``environment`` decides defaults that differ between a developer's machine and production
+    (here: the API docs); ``trusted_proxies`` the only peers whose ``X-Forwarded-For`` is read;
+    the rest bounds what one connection may cost the HTTP server (:mod:`gatepass.server`).
+    """
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    environment: Environment = "production"
+    # /docs, /redoc and /openapi.json: None means on in development, off in production.
+    api_docs: bool | None = None
+    log_level: LogLevel = "INFO"
+    log_json: bool = False
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    # Peers (addresses or CIDR networks) allowed to say who the client is in X-Forwarded-For.
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    # The HTTP server: request line plus headers at most this many bytes (else 431); how long
+    # headers, then a body, may take to arrive (from the connection, or the request's first
+    # byte); how long an idle keep-alive connection is kept; and how many connections (idle or
+    # not) and running requests there may be before new ones get 503.
+    max_header_bytes: int = Field(32 * 1024, ge=4 * 1024, le=1024 * 1024)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    body_timeout: float = Field(30.0, gt=0, le=3600)
+    keep_alive_timeout: int = Field(5, ge=1, le=300)
+    concurrency_limit: int = Field(512, ge=1, le=100_000)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        """``info`` from the environment means ``INFO``."""
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: Any) -> Any:
+        """``10.0.0.0/8, 192.0.2.7`` from the environment; a list or tuple from code."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return proxy_networks(value)
+        return value
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def docs_enabled(self) -> bool:
+        """``/docs``, ``/redoc``, ``/openapi.json``: as set, else only in development."""
+        return self.is_development if self.api_docs is None else self.api_docs
+
+
+def proxy_networks(entries: Iterable[object]) -> tuple[IPNetwork, ...]:
+    """Each entry an IP address (one host) or a CIDR network with no host bits set.
+
+    The error names the entry's position, not its text (a setting's value is never echoed).
+    """
+    networks: list[IPNetwork] = []
+    for position, entry in enumerate(entries, start=1):
+        if isinstance(entry, IPv4Network | IPv6Network):
+            networks.append(entry)
+            continue
+        try:
+            networks.append(ip_network(str(entry).strip(), strict=True))
+        except ValueError:
+            raise ValueError(
+                f"entry {position} is not an IP address or a CIDR network (like 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
+def describe_settings_error(exc: ValidationError | SettingsSourceError) -> str:
+    """One line a problem: the setting and what is wrong, never the value (it may be secret)."""
+    if isinstance(exc, SettingsSourceError):
+        # "error parsing value for field ... from source ...": names the field, not the value.
+        return f"  {exc}"
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)
 
 
 class EdgeAuthSettings(BaseSettings):
