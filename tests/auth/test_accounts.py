@@ -103,7 +103,11 @@ def test_signup_refusals_are_clear_4xx(start_auth: ServiceFactory) -> None:
 
 
 async def test_fifty_parallel_signups_make_one_account(start_auth: ServiceFactory) -> None:
-    auth = start_auth()
+    # Room for all fifty: this is about the race on the email, not the signup limit per address
+    # or the bound on the hashing queue (each has its own in-process test).
+    auth = start_auth(
+        {"GATEPASS_AUTH_THROTTLE_SIGNUP_FREE": "100", "GATEPASS_AUTH_PASSWORD_QUEUE_SIZE": "100"}
+    )
     email = new_email("race")
     async with httpx.AsyncClient(base_url=auth.base_url, timeout=60) as client:
         responses = await asyncio.gather(
@@ -119,7 +123,14 @@ async def test_fifty_parallel_signups_make_one_account(start_auth: ServiceFactor
 
 
 def test_unknown_email_and_wrong_password_look_the_same(start_auth: ServiceFactory) -> None:
-    # Realistic hashing cost, so that timing is dominated by argon2 as in production.
+    """Over real HTTP, with realistic hashing cost. That both do the same work is proved
+    in-process (``auth-service/tests/test_login_enumeration.py``); this checks the timing without
+    depending on a quiet machine: like is compared with like (one known and one unknown email,
+    each attempted as often, both past their first attempt), samples interleaved in alternating
+    order and compared pairwise, so background load hits both sides of each pair alike. The
+    margin is wide (2x), and still catches the real failure: skipping argon2 for an unknown email
+    answers several times faster.
+    """
     auth = start_auth(
         {
             "GATEPASS_AUTH_ARGON2_TIME_COST": "2",
@@ -130,8 +141,8 @@ def test_unknown_email_and_wrong_password_look_the_same(start_auth: ServiceFacto
         }
     )
     with httpx.Client(base_url=auth.base_url, timeout=30) as client:
-        email = new_email("victim")
-        signup(client, email)
+        known, unknown = new_email("victim"), new_email("nobody")
+        signup(client, known)
 
         def attempt(address: str) -> tuple[int, dict[str, object], float]:
             start = time.perf_counter()
@@ -143,14 +154,18 @@ def test_unknown_email_and_wrong_password_look_the_same(start_auth: ServiceFacto
             body.pop("instance", None)
             return response.status_code, body, elapsed
 
-        attempt(email)  # warm-up
-        known = [attempt(email) for _ in range(20)]
-        unknown = [attempt(new_email("nobody")) for _ in range(20)]
-    assert {s for s, _, _ in known} == {s for s, _, _ in unknown} == {401}
-    assert all(b == known[0][1] for _, b, _ in known + unknown)
-    known_median = statistics.median(t for _, _, t in known)
-    unknown_median = statistics.median(t for _, _, t in unknown)
-    assert abs(unknown_median - known_median) <= 0.2 * known_median, (known_median, unknown_median)
+        attempt(known)  # warm-up: each email's counters now exist
+        attempt(unknown)
+        answers: list[tuple[int, dict[str, object], float]] = []
+        ratios = []
+        for i in range(20):
+            order = (known, unknown) if i % 2 == 0 else (unknown, known)
+            timed = {address: attempt(address) for address in order}
+            answers += timed.values()
+            ratios.append(timed[unknown][2] / timed[known][2])
+    assert {status for status, _, _ in answers} == {401}
+    assert all(body == answers[0][1] for _, body, _ in answers)
+    assert 0.5 <= statistics.median(ratios) <= 2.0, sorted(ratios)
 
 
 def test_repeated_failures_back_off_without_locking_the_owner_out(

@@ -37,7 +37,14 @@ def test_postgres_signup_login_refresh_restart(
 
 
 async def test_postgres_concurrent_signup(start_auth: ServiceFactory, postgres_url: str) -> None:
-    auth = start_auth({"GATEPASS_AUTH_DATABASE_URL": postgres_url})
+    auth = start_auth(
+        {
+            "GATEPASS_AUTH_DATABASE_URL": postgres_url,
+            # Room for all fifty at once: the race on the email is what this is about.
+            "GATEPASS_AUTH_THROTTLE_SIGNUP_FREE": "100",
+            "GATEPASS_AUTH_PASSWORD_QUEUE_SIZE": "100",
+        }
+    )
     async with httpx.AsyncClient(base_url=auth.base_url, timeout=60) as client:
         body = {"email": "race@example.com", "password": "correct horse battery staple 42"}
         responses = await asyncio.gather(*(client.post("/signup", json=body) for _ in range(50)))

@@ -18,10 +18,13 @@ from auth_service.errors import (
     InvalidRoleError,
     NotFoundError,
     TooManyAttemptsError,
+    TooManySignupsError,
 )
 from auth_service.models import Session as DeviceSession
 from auth_service.models import User
+from auth_service.passwords import Hashing
 from auth_service.state import Services
+from auth_service.throttle import Reservation, Throttled
 from auth_service.tokens import new_id
 
 log = logging.getLogger("gatepass.auth.accounts")
@@ -51,15 +54,22 @@ async def signup(
     display_name: str | None = None,
     *,
     roles: list[str] | None = None,
+    ip: str | None = None,
 ) -> User:
+    """Create an account. With ``ip`` (a request, not the operator's command) each attempt that
+    passes the policy counts against the address's signup allowance."""
     address = normalise_email(email)
     passwords.check_policy(password, svc.settings, email=address)
+    async with svc.passwords.admission() as hashing:
+        if ip is not None:
+            await _reserve_signup(svc, ip)
+        password_hash = await hashing.hash(password)
     now = svc.clock()
     user = User(
         id=new_id("usr"),
         email=address,
         display_name=display_name,
-        password_hash=await svc.passwords.hash(password),
+        password_hash=password_hash,
         roles=list(roles if roles is not None else svc.settings.default_roles),
         disabled=False,
         created_at=now,
@@ -77,33 +87,52 @@ async def signup(
     return user
 
 
-async def authenticate(svc: Services, email: str, password: str, ip: str) -> User:
-    """Check a password. Unknown email and wrong password fail alike, in about the same time."""
-    key = login_key(email)
-    wait = await svc.throttle.retry_after(key, ip)
-    if wait is not None:
+async def _reserve_signup(svc: Services, ip: str) -> None:
+    try:
+        await svc.throttle.reserve_signup(ip)
+    except Throttled as exc:
+        svc.metrics.signups.labels("throttled").inc()
+        raise TooManySignupsError(exc.retry_after) from exc
+
+
+async def _reserve_login(svc: Services, key: str, ip: str) -> Reservation:
+    try:
+        return await svc.throttle.reserve_login(key, ip)
+    except Throttled as exc:
         svc.metrics.logins.labels("throttled").inc()
-        raise TooManyAttemptsError(wait)
-    async with svc.sessions() as db:
-        user = await db.scalar(select(User).where(User.email == key))
-    ok = await svc.passwords.verify(user.password_hash if user else None, password)
-    if not ok or user is None:
-        await svc.throttle.record_failure(key, ip)
-        svc.metrics.logins.labels("invalid_credentials").inc()
-        raise InvalidCredentialsError("The email or the password is wrong.")
-    await svc.throttle.record_success(key, ip)
-    if user.disabled:
-        svc.metrics.logins.labels("disabled").inc()
-        raise AccountDisabledError("This account is disabled.")
-    if svc.passwords.needs_rehash(user.password_hash):
-        await _rehash(svc, user.id, password)
+        raise TooManyAttemptsError(exc.retry_after) from exc
+
+
+async def authenticate(svc: Services, email: str, password: str, ip: str) -> User:
+    """Check a password. Unknown email and wrong password fail alike: the same hash work, the
+    same counters written, the same answer.
+
+    The order matters: a place in the hashing queue first (a refusal costs nothing), then the
+    attempt is counted as a failure before the hash (so concurrent guesses cannot outrun the
+    throttle), and a correct password settles that count afterwards.
+    """
+    key = login_key(email)
+    async with svc.passwords.admission() as hashing:
+        reservation = await _reserve_login(svc, key, ip)
+        async with svc.sessions() as db:
+            user = await db.scalar(select(User).where(User.email == key))
+        ok = await hashing.verify(user.password_hash if user else None, password)
+        if not ok or user is None:
+            svc.metrics.logins.labels("invalid_credentials").inc()
+            raise InvalidCredentialsError("The email or the password is wrong.")
+        await svc.throttle.login_succeeded(reservation)
+        if user.disabled:
+            svc.metrics.logins.labels("disabled").inc()
+            raise AccountDisabledError("This account is disabled.")
+        if svc.passwords.needs_rehash(user.password_hash):
+            await _rehash(svc, hashing, user.id, password)
     svc.metrics.logins.labels("success").inc()
     return user
 
 
-async def _rehash(svc: Services, user_id: str, password: str) -> None:
+async def _rehash(svc: Services, hashing: Hashing, user_id: str, password: str) -> None:
     """The hashing parameters changed since this hash was made: store a fresh one."""
-    new_hash = await svc.passwords.hash(password)
+    new_hash = await hashing.hash(password)
     async with svc.sessions() as db:
         user = await db.get(User, user_id)
         if user is not None:
@@ -141,19 +170,20 @@ async def find_user_by_email(svc: Services, email: str) -> User | None:
 
 
 async def set_roles(svc: Services, user_id: str, roles: list[str]) -> User:
-    """New roles take effect at the user's next refresh; tokens issued before now are revoked."""
+    """New roles take effect at the user's next refresh; every token issued before now, even
+    within this second, is revoked (see :mod:`auth_service.revocation`)."""
     unknown = sorted(set(roles) - set(svc.settings.role_scopes))
     if unknown:
         raise InvalidRoleError(f"Unknown roles: {', '.join(unknown)}.")
-    now = svc.clock()
     async with svc.sessions() as db:
-        user = await db.get(User, user_id)
+        user = await revocation.user_to_revoke(db, user_id)
         if user is None:
             raise NotFoundError("No such user.")
+        now = svc.clock()  # after the lock: later than every token signed with the old roles
         user.roles = sorted(set(roles))
         user.updated_at = now
         revocation.revoke_user_tokens(db, svc.settings, user, now)
-        revocation.security_event(
+        await revocation.security_event(
             db, "roles_changed", now, user_id=user.id, detail={"roles": user.roles}
         )
         await db.commit()
@@ -162,11 +192,11 @@ async def set_roles(svc: Services, user_id: str, roles: list[str]) -> User:
 
 async def set_disabled(svc: Services, user_id: str, disabled: bool) -> User:
     """Disabling a user revokes every one of their sessions at once."""
-    now = svc.clock()
     async with svc.sessions() as db:
-        user = await db.get(User, user_id)
+        user = await revocation.user_to_revoke(db, user_id)
         if user is None:
             raise NotFoundError("No such user.")
+        now = svc.clock()  # after the lock: see revocation.user_to_revoke
         user.disabled = disabled
         user.updated_at = now
         if disabled:
@@ -179,7 +209,7 @@ async def set_disabled(svc: Services, user_id: str, disabled: bool) -> User:
                 session.revoked_at = now
                 session.revoked_reason = "user_disabled"
             revocation.revoke_user_tokens(db, svc.settings, user, now)
-        revocation.security_event(
+        await revocation.security_event(
             db, "user_disabled" if disabled else "user_enabled", now, user_id=user.id
         )
         await db.commit()

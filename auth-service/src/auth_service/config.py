@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from gatepass.db import sqlite_url
+from gatepass.settings import ConfigError as ServiceConfigError
+from gatepass.settings import ServiceSettings
 
 SigningAlg = Literal["ES256", "RS256", "EdDSA"]
 
@@ -25,14 +27,15 @@ DEFAULT_ROLE_SCOPES: dict[str, list[str]] = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(ServiceConfigError):
     """The settings cannot run a service (said at start-up, before anything listens)."""
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
+    # ENVIRONMENT, API_DOCS, LOG_LEVEL, LOG_JSON, MAX_BODY_BYTES, TRUSTED_PROXIES and the HTTP
+    # server's limits come from ServiceSettings (shared with the edges).
     model_config = SettingsConfigDict(env_prefix="GATEPASS_AUTH_", extra="ignore")
 
-    environment: Literal["development", "production"] = "production"
     issuer: str = "http://127.0.0.1:8000"
     # An http issuer in production, said outright: only where no TLS exists at all (a compose
     # stack on one machine). Behind TLS termination the issuer is the public https URL anyway.
@@ -54,6 +57,8 @@ class Settings(BaseSettings):
     )
     default_client_id: str = "gatepass-app"
     refresh_reuse_grace: float = Field(10.0, ge=0, le=300)
+    # Rotated refresh tokens kept per session for reuse detection; older ones are deleted.
+    refresh_history: int = Field(20, ge=1, le=1000)
     session_idle_timeout: int = Field(14 * 24 * 3600, ge=1)
     session_absolute_lifetime: int = Field(90 * 24 * 3600, ge=1)
 
@@ -74,6 +79,8 @@ class Settings(BaseSettings):
     password_min_length: int = Field(8, ge=8, le=64)
     password_max_length: int = Field(128, ge=64, le=1024)
     max_concurrent_hashes: int = Field(4, ge=1, le=64)
+    # Callers that may wait for a hashing slot beyond those hashing; more get 503 + Retry-After.
+    password_queue_size: int = Field(16, ge=0, le=10000)
 
     # Login throttling: free failures, then exponential back-off capped at max delay.
     throttle_window: int = Field(900, ge=10)
@@ -82,15 +89,17 @@ class Settings(BaseSettings):
     throttle_account_free: int = Field(100, ge=1)
     throttle_base_delay: float = Field(1.0, gt=0)
     throttle_max_delay: float = Field(900.0, gt=0)
-    throttle_account_max_delay: float = Field(60.0, gt=0)
+    throttle_account_max_delay: float = Field(60.0, gt=0)  # also caps the per-client rule
+    # Signup attempts per client address, and failed client authentications per address and
+    # per client id, before the same back-off.
+    throttle_signup_free: int = Field(20, ge=1)
+    throttle_client_ip_free: int = Field(10, ge=1)
+    throttle_client_free: int = Field(20, ge=1)
 
-    # RFC 7662 introspection: client id -> secret (HTTP Basic).
+    # Confidential clients (RFC 6749 §2.3.1: HTTP Basic or client_secret in the form): id -> secret.
+    # CLIENTS may use the token endpoint; INTROSPECTION_CLIENTS may also introspect (RFC 7662).
+    clients: dict[str, SecretStr] = Field(default_factory=dict)
     introspection_clients: dict[str, SecretStr] = Field(default_factory=dict)
-
-    # HTTP
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    log_level: str = "INFO"
-    log_json: bool = False
 
     @field_validator("audiences", "default_roles", mode="before")
     @classmethod
@@ -114,17 +123,24 @@ class Settings(BaseSettings):
             raise ValueError(f"default_roles names roles missing from role_scopes: {unknown}")
         if self.self_audience not in self.audiences:
             raise ValueError(f"audiences must include the service's own {self.self_audience!r}")
+        for client_id in sorted(self.clients.keys() & self.introspection_clients.keys()):
+            if self.clients[client_id] != self.introspection_clients[client_id]:
+                raise ValueError(
+                    f"the client {client_id!r} has different secrets in clients and "
+                    "introspection_clients"
+                )
         return self
-
-    @property
-    def is_development(self) -> bool:
-        return self.environment == "development"
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return sqlite_url(self.data_dir, "auth")
+
+    @property
+    def confidential_clients(self) -> dict[str, SecretStr]:
+        """Every client with a secret: those of ``clients`` and of ``introspection_clients``."""
+        return {**self.introspection_clients, **self.clients}
 
     @property
     def key_publish_lead(self) -> int:

@@ -2,18 +2,22 @@
 
 ProblemError (gatepass.problems)          RFC 9457 problem+json
 ├── InvalidCredentialsError     401  invalid_credentials  (unknown email or wrong password alike)
+├── ClientAuthenticationError   401  invalid_client       (a confidential client at /login; 429 too)
 ├── AccountDisabledError        403  account_disabled
 ├── EmailTakenError             409  email_taken
 ├── InvalidEmailError           422  invalid_email
-├── WeakPasswordError           422  weak_password        (the detail says why)
+├── WeakPasswordError           422  weak_password        (the detail and ``reason`` say why)
 ├── TooManyAttemptsError        429  too_many_attempts    (Retry-After)
+├── TooManySignupsError         429  too_many_signups     (Retry-After; per client address)
+├── OverloadedError             503  overloaded           (Retry-After; the hashing queue is full)
 ├── NotFoundError               404  not_found
 ├── InvalidRoleError            422  invalid_role
+├── RevocationPendingError      503  revocation_pending   (Retry-After; a cut-off still ahead)
 ├── BearerTokenError            401  invalid_token        (RFC 6750, WWW-Authenticate)
 └── InsufficientScopeError      403  insufficient_scope   (RFC 6750, WWW-Authenticate)
 
 OAuthError                                RFC 6749 §5.2 {"error", "error_description"}
-├── invalid_request / invalid_grant / unsupported_grant_type   400
+├── invalid_request / invalid_grant / unsupported_grant_type / invalid_scope   400
 └── invalid_client                                             401
 """
 
@@ -31,6 +35,17 @@ class InvalidCredentialsError(ProblemError):
     status = 401
     code = "invalid_credentials"
     title = "Invalid email or password"
+
+
+class ClientAuthenticationError(ProblemError):
+    """A login naming a confidential client that did not authenticate (or is throttled: 429)."""
+
+    status = 401
+    code = "invalid_client"
+    title = "Client authentication failed"
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail, status=status, headers=headers)
 
 
 class AccountDisabledError(ProblemError):
@@ -56,6 +71,10 @@ class WeakPasswordError(ProblemError):
     code = "weak_password"
     title = "Password refused"
 
+    def __init__(self, detail: str, *, reason: str) -> None:
+        # ``reason`` is a fixed word (too_short, common, ...): never the password itself.
+        super().__init__(detail, extra={"reason": reason})
+
 
 class TooManyAttemptsError(ProblemError):
     status = 429
@@ -65,6 +84,32 @@ class TooManyAttemptsError(ProblemError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             f"Too many failed logins; try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class TooManySignupsError(ProblemError):
+    status = 429
+    code = "too_many_signups"
+    title = "Too many signups"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many signups from this address; try again in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class OverloadedError(ProblemError):
+    """Load shed: too many passwords are waiting to be hashed; answered at once, not queued."""
+
+    status = 503
+    code = "overloaded"
+    title = "Too busy"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"The service is busy; try again in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -79,6 +124,21 @@ class InvalidRoleError(ProblemError):
     status = 422
     code = "invalid_role"
     title = "Unknown role"
+
+
+class RevocationPendingError(ProblemError):
+    """The user's token cut-off stays ahead of this replica's clock (clock skew): nothing can be
+    signed for them that the cut-off would not revoke, so the caller tries again shortly."""
+
+    status = 503
+    code = "revocation_pending"
+    title = "Try again shortly"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A recent revocation is not in effect yet; try again in a second.",
+            headers={"Retry-After": "1"},
+        )
 
 
 def _bearer_header(error: str | None, description: str | None, scope: str | None = None) -> str:

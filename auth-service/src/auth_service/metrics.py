@@ -22,7 +22,8 @@ class Metrics:
         )
         self.refresh_reuse = Counter(
             "gatepass_auth_refresh_reuse_detected_total",
-            "Rotated refresh tokens presented after the grace window (session revoked).",
+            "Dead refresh tokens presented: rotated, superseded, or retried too late (session "
+            "revoked).",
             registry=self.registry,
         )
         self.signups = Counter(
@@ -56,5 +57,21 @@ class Metrics:
             "gatepass_auth_password_hash_seconds",
             "Time to hash or verify one password.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6),
+            registry=self.registry,
+        )
+        self.password_queue_depth = Gauge(
+            "gatepass_auth_password_queue_depth",
+            "Password operations admitted: hashing or waiting for a hashing slot.",
+            registry=self.registry,
+        )
+        self.password_queue_rejections = Counter(
+            "gatepass_auth_password_queue_rejections_total",
+            "Requests refused with 503 because the password-hashing queue was full.",
+            registry=self.registry,
+        )
+        self.client_authentications = Counter(
+            "gatepass_auth_client_authentications_total",
+            "Client authentications at /token and /introspect, by outcome.",
+            ["outcome"],
             registry=self.registry,
         )

@@ -9,23 +9,31 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from auth_service import accounts, devices
-from auth_service.errors import NO_STORE
-from auth_service.security import CurrentCaller, client_ip
+from auth_service import accounts, clients, devices
+from auth_service.errors import NO_STORE, ClientAuthenticationError, OAuthError
+from auth_service.security import CALLER_ANSWERS, CurrentCaller, client_ip
 from auth_service.state import Svc
+from gatepass.openapi import RETRY_AFTER, bearer_security, json_body_examples, problem_responses
+from gatepass.text import OneLine, printable
 
 router = APIRouter(tags=["accounts"])
 
-Email = Annotated[str, Field(min_length=3, max_length=320)]
-# Bounded well above the policy maximum so an over-long password gets the policy's 422.
+_BUSY = "Load shed: too many passwords are waiting to be hashed; wait `Retry-After` seconds."
+
+# Each bounded to its column (users.email 320, users.display_name 100), control characters refused.
+Email = Annotated[str, Field(min_length=3, max_length=320), OneLine]
+DisplayName = Annotated[str, Field(max_length=100), OneLine]
+# Bounded well above the policy maximum so an over-long password gets the policy's 422. Never
+# stored or queried as text (only its hash), so the password policy alone judges its characters.
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
+USER_AGENT_MAX = 512  # sessions.user_agent
 
 
 class SignupIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
     password: Password
-    display_name: Annotated[str | None, Field(max_length=100)] = None
+    display_name: DisplayName | None = None
 
 
 class SignupOut(BaseModel):
@@ -58,21 +66,71 @@ class Profile(BaseModel):
     session_id: str | None
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SignupOut)
-async def signup(body: SignupIn, svc: Svc) -> SignupOut:
-    user = await accounts.signup(svc, body.email, body.password, body.display_name)
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignupOut,
+    responses=problem_responses(
+        409,
+        422,
+        429,
+        503,
+        descriptions={
+            409: "An account with this email exists.",
+            422: "Not valid: the email, or the password (the detail says why it is refused).",
+            429: "Too many signups from this address; wait `Retry-After` seconds.",
+            503: _BUSY,
+        },
+        headers={503: [RETRY_AFTER]},
+    ),
+    openapi_extra=json_body_examples(
+        alice={
+            "email": "alice@example.com",
+            "password": "correct horse battery staple 42",
+            "display_name": "Alice",
+        }
+    ),
+)
+async def signup(body: SignupIn, request: Request, svc: Svc) -> SignupOut:
+    user = await accounts.signup(
+        svc, body.email, body.password, body.display_name, ip=client_ip(request)
+    )
     return SignupOut(id=user.id, email=user.email)
 
 
-@router.post("/login", response_model=LoginOut)
+@router.post(
+    "/login",
+    response_model=LoginOut,
+    responses=problem_responses(
+        401,
+        403,
+        429,
+        503,
+        descriptions={
+            401: "Unknown email or wrong password (one answer for both); or `invalid_client`: "
+            "the body names a confidential client that did not authenticate with HTTP Basic.",
+            403: "The account is disabled.",
+            429: "Too many failed logins for this account or address; wait `Retry-After` s.",
+            503: _BUSY + " Or a revocation of this user is not in effect yet (clock skew).",
+        },
+        headers={503: [RETRY_AFTER]},
+    ),
+    openapi_extra=json_body_examples(
+        alice={"email": "alice@example.com", "password": "correct horse battery staple 42"}
+    ),
+)
 async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
     ip = client_ip(request)
+    try:
+        client_id = await clients.login_client(svc, request, body.client_id, ip)
+    except OAuthError as exc:
+        raise ClientAuthenticationError(exc.status, exc.description, exc.headers) from exc
     user = await accounts.authenticate(svc, body.email, body.password, ip)
     pair = await devices.open_session(
         svc,
         user,
-        client_id=body.client_id or svc.settings.default_client_id,
-        user_agent=request.headers.get("user-agent"),
+        client_id=client_id,
+        user_agent=printable(request.headers.get("user-agent"), USER_AGENT_MAX),
         ip=ip,
     )
     out = LoginOut(
@@ -85,7 +143,9 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
     return JSONResponse(out.model_dump(), headers=NO_STORE)
 
 
-@router.get("/me", response_model=Profile)
+@router.get(
+    "/me", response_model=Profile, responses=CALLER_ANSWERS, openapi_extra=bearer_security()
+)
 async def me(caller: CurrentCaller, svc: Svc) -> Profile:
     user = await accounts.get_user(svc, caller.user_id)
     return Profile(
