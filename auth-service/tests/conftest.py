@@ -1,7 +1,8 @@
 """In-process fixtures for the auth service's domain logic: the real app over ASGI, a real SQLite
 file, and a clock the test moves. No process, no port, no sleep.
 
-- ``clock``: a :class:`FakeClock` (``clock.advance(seconds)``), injected into the app.
+- ``clock``: a :class:`FakeClock` (``clock.advance(seconds)``), injected into the app; the
+  service's ``sleep`` is ``clock.sleep``, which moves the clock at once and records the wait.
 - ``auth_settings``: development settings over a fresh data folder and cheap argon2; a test may
   build its own with ``make_settings(tmp_path, **overrides)``.
 - ``services``: :class:`auth_service.state.Services`, started (migrations, keys, dummy hash) with
@@ -12,7 +13,9 @@ file, and a clock the test moves. No process, no port, no sleep.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,12 +37,19 @@ class FakeClock:
 
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
+        self.slept: list[float] = []
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """The service's sleep: the time passes at once; ``slept`` records each wait."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -67,13 +77,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+def settings_for(tmp_path: Path) -> Callable[..., Settings]:
+    """``settings_for(**overrides)``: :func:`make_settings` over this test's folder."""
+    return functools.partial(make_settings, tmp_path)
+
+
+@pytest.fixture
 def auth_settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
 @pytest.fixture
 async def services(auth_settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
-    async with running(auth_settings, clock, background=False) as svc:
+    async with running(auth_settings, clock, background=False, sleep=clock.sleep) as svc:
         yield svc
 
 

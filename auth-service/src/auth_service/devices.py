@@ -1,9 +1,18 @@
-"""Sessions (one per signed-in device) and the refresh-token rotation that keeps them alive.
+"""Sessions (one per signed-in device) and the refresh-token lineage that keeps them alive.
 
-Refresh tokens rotate on every use. A rotated token presented again within the grace window is an
-honest concurrent retry (two tabs, a retried request): it gets a fresh pair in the same session.
-Presented after the window it can only be a copy: the whole session is revoked (theft detection,
-RFC 9700 §4.14.2) and a security event is recorded.
+A session has exactly one live refresh token at any time. Using it rotates it: the token is marked
+rotated, names its successor, and the successor is the session's one live token. A rotated token
+presented again within the grace window is an honest retry (a lost response, two tabs) only while
+its successor is unused: it gets a fresh pair and the successor dies unused (superseded), so there
+is still one live token. Any other dead token presented (rotated before the window, superseded, or
+retried after its successor was used) can only be a copy: the whole session is revoked (theft
+detection, RFC 9700 §4.14.2) and a security event is recorded.
+
+Each step of a lineage runs under its session's row lock, after a shared lock on its user (see
+:mod:`auth_service.revocation`), so steps are taken one at a time on SQLite and PostgreSQL alike;
+the conditional UPDATEs that retire a live token let exactly one of two racing steps win even so.
+A session keeps only its newest ``refresh_history`` dead tokens: an older one presented is simply
+unknown (``invalid_grant``, nothing revoked).
 """
 
 from __future__ import annotations
@@ -11,12 +20,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import revocation
-from auth_service.errors import NotFoundError, OAuthError
+from auth_service.errors import AccountDisabledError, NotFoundError, OAuthError
 from auth_service.keys import SigningMaterial
 from auth_service.models import RefreshToken, User
 from auth_service.models import Session as DeviceSession
@@ -42,151 +52,340 @@ class TokenPair:
     scope: str
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A presented refresh token with its session (locked) and its user (share-locked)."""
+
+    row: RefreshToken
+    session: DeviceSession
+    user: User
+
+
 def _grant_error(description: str) -> OAuthError:
     return OAuthError("invalid_grant", description)
+
+
+# --- login -------------------------------------------------------------------------------------
 
 
 async def open_session(
     svc: Services, user: User, *, client_id: str, user_agent: str | None, ip: str | None
 ) -> TokenPair:
-    """A login: a new device session, its first refresh token and an access token."""
-    now = svc.clock()
-    session = DeviceSession(
-        id=new_id("ses"),
-        user_id=user.id,
-        client_id=client_id,
-        user_agent=(user_agent or "")[:512] or None,
-        ip=ip,
-        created_at=now,
-        last_used_at=now,
-        expires_at=now + timedelta(seconds=svc.settings.session_absolute_lifetime),
-    )
+    """A login: a new device session, its first refresh token and an access token.
+
+    The user is read again under the signing lock: a role change or a disable since the password
+    was checked counts."""
     key = await svc.keys.signing_key()
-    async with svc.sessions() as db:
-        db.add(session)
-        await db.flush()
-        pair = _issue(svc, db, key, user, session, now=now)
-        await db.commit()
+
+    async def attempt() -> TokenPair:
+        return await _open(svc, key, user.id, client_id=client_id, user_agent=user_agent, ip=ip)
+
+    pair = await revocation.after_cut_off(attempt, svc.sleep)
     svc.metrics.tokens_issued.labels("password").inc()
     return pair
 
 
-def _issue(
+async def _open(
     svc: Services,
-    db: AsyncSession,
+    key: SigningMaterial,
+    user_id: str,
+    *,
+    client_id: str,
+    user_agent: str | None,
+    ip: str | None,
+) -> TokenPair:
+    now = svc.clock()
+    async with svc.sessions() as db:
+        user = await revocation.user_to_sign_for(db, user_id)
+        if user is None or user.disabled:
+            raise AccountDisabledError("This account is disabled.")
+        revocation.check_cut_off(user, now)
+        session = DeviceSession(
+            id=new_id("ses"),
+            user_id=user.id,
+            client_id=client_id,
+            user_agent=(user_agent or "")[:512] or None,
+            ip=ip,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=svc.settings.session_absolute_lifetime),
+        )
+        db.add(session)
+        await db.flush()
+        first, refresh_token = _new_link(session.id, 0, now)
+        db.add(first)
+        pair = _pair(
+            svc,
+            key,
+            user,
+            session,
+            refresh_token=refresh_token,
+            scopes=_granted(user, svc),
+            now=now,
+        )
+        await db.commit()
+    return pair
+
+
+def _new_link(session_id: str, seq: int, now: datetime) -> tuple[RefreshToken, str]:
+    """A new live refresh token (row, and the token itself, which is never stored)."""
+    token = new_refresh_token()
+    row = RefreshToken(
+        id=new_id("rt"),
+        session_id=session_id,
+        token_hash=hash_refresh_token(token),
+        seq=seq,
+        created_at=now,
+    )
+    return row, token
+
+
+def _granted(user: User, svc: Services) -> list[str]:
+    return scopes_for(user.roles, svc.settings)
+
+
+def _pair(
+    svc: Services,
     key: SigningMaterial,
     user: User,
     session: DeviceSession,
     *,
+    refresh_token: str,
+    scopes: list[str],
     now: datetime,
 ) -> TokenPair:
-    refresh = new_refresh_token()
-    db.add(
-        RefreshToken(
-            id=new_id("rt"),
-            session_id=session.id,
-            token_hash=hash_refresh_token(refresh),
-            created_at=now,
-            rotated_at=None,
-        )
-    )
-    scopes = scopes_for(user.roles, svc.settings)
     grant = AccessGrant(user.id, session.id, session.client_id, scopes, svc.settings.audiences)
-    access = sign_access_token(key, svc.settings, grant, revocation.issued_at(user, now))
-    return TokenPair(access, svc.settings.access_token_ttl, refresh, session.id, " ".join(scopes))
+    access = sign_access_token(key, svc.settings, grant, now)
+    ttl = svc.settings.access_token_ttl
+    return TokenPair(access, ttl, refresh_token, session.id, " ".join(scopes))
 
 
-def _session_problem(session: DeviceSession, svc: Services, now: datetime) -> str | None:
+# --- the refresh grant -------------------------------------------------------------------------
+
+
+async def refresh(
+    svc: Services,
+    token: str,
+    *,
+    client_id: str | None,
+    ip: str | None,
+    scope: frozenset[str] | None = None,
+) -> TokenPair:
+    """The refresh_token grant (RFC 6749 §6): one step of the session's lineage.
+
+    ``scope`` narrows the access token (``invalid_scope`` if it asks for anything the session's
+    grant lacks); the new refresh token keeps the whole grant."""
+    key = await svc.keys.signing_key()
+    token_hash = hash_refresh_token(token)
+
+    async def attempt() -> TokenPair:
+        return await _refresh(svc, key, token_hash, client_id=client_id, ip=ip, scope=scope)
+
+    pair = await revocation.after_cut_off(attempt, svc.sleep)
+    svc.metrics.tokens_issued.labels("refresh_token").inc()
+    return pair
+
+
+async def _refresh(
+    svc: Services,
+    key: SigningMaterial,
+    token_hash: str,
+    *,
+    client_id: str | None,
+    ip: str | None,
+    scope: frozenset[str] | None,
+) -> TokenPair:
+    now = svc.clock()
+    async with svc.sessions() as db:
+        found = await _find_locked(db, token_hash)
+        if found is None:
+            raise _grant_error("The refresh token is not valid.")
+        refusal = _refusal(svc, found, client_id, now)
+        if refusal is not None:
+            raise _grant_error(refusal)
+        retired = await _to_retire(db, found.row, now, svc.settings.refresh_reuse_grace)
+        if retired is not None:
+            pair = await _rotate(svc, db, key, found, retired, scope=scope, now=now)
+            if pair is not None:
+                await db.commit()
+                return pair
+        await _revoke_for_reuse(svc, db, found, ip=ip, now=now)
+        await db.commit()
+    raise _grant_error("The refresh token was already used; the session is revoked.")
+
+
+async def _find_locked(db: AsyncSession, token_hash: str) -> _Found | None:
+    """The presented token's user (shared lock), then its session (locked: one step of a lineage
+    at a time), then the token itself, read after the locks so that it is current."""
+    ids = (
+        await db.execute(
+            select(DeviceSession.id, DeviceSession.user_id)
+            .join(RefreshToken, RefreshToken.session_id == DeviceSession.id)
+            .where(RefreshToken.token_hash == token_hash)
+        )
+    ).first()
+    if ids is None:
+        return None
+    session_id, user_id = ids
+    user = await revocation.user_to_sign_for(db, user_id)
+    session = await db.scalar(
+        select(DeviceSession)
+        .where(DeviceSession.id == session_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = await db.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash)
+        .execution_options(populate_existing=True)
+    )
+    if user is None or session is None or row is None:
+        return None
+    return _Found(row, session, user)
+
+
+def _refusal(svc: Services, found: _Found, client_id: str | None, now: datetime) -> str | None:
+    """Why this token cannot be used, whatever its place in the lineage; None if it can."""
+    session = found.session
+    # ``client_id`` names a confidential client only once it has authenticated (clients.py): a
+    # confidential client's token is refused to a caller that named no client at all.
+    confidential = session.client_id in svc.settings.confidential_clients
+    if client_id != session.client_id and (client_id is not None or confidential):
+        return "The refresh token was issued to another client."
     if session.revoked_at is not None:
         return "The session has been signed out."
     if session.expires_at <= now:
         return "The session has reached its maximum lifetime."
     if now - session.last_used_at > timedelta(seconds=svc.settings.session_idle_timeout):
         return "The session has been idle for too long."
+    if found.user.disabled:
+        return "The account is disabled."
     return None
 
 
-async def refresh(svc: Services, token: str, *, client_id: str | None, ip: str | None) -> TokenPair:
-    """The refresh_token grant (RFC 6749 §6) with rotation and reuse detection."""
-    now = svc.clock()
-    key = await svc.keys.signing_key()
-    async with svc.sessions() as db:
-        # One round trip for the token, its session and its user.
-        found = (
-            await db.execute(
-                select(RefreshToken, DeviceSession, User)
-                .join(DeviceSession, DeviceSession.id == RefreshToken.session_id)
-                .join(User, User.id == DeviceSession.user_id)
-                .where(RefreshToken.token_hash == hash_refresh_token(token))
-            )
-        ).first()
-        if found is None:
-            raise _grant_error("The refresh token is not valid.")
-        row, session, user = found.tuple()
-        if client_id is not None and client_id != session.client_id:
-            raise _grant_error("The refresh token was issued to another client.")
-        problem = _session_problem(session, svc, now)
-        if problem is None and user.disabled:
-            problem = "The account is disabled."
-        if problem is not None:
-            raise _grant_error(problem)
-        rotated_at = await _claim(db, row, now)
-        if rotated_at is not None and now - rotated_at > timedelta(
-            seconds=svc.settings.refresh_reuse_grace
-        ):
-            await _revoke_for_reuse(svc, db, session, row, ip=ip, now=now)
-            await db.commit()
-            raise _grant_error("The refresh token was already used; the session is revoked.")
-        session.last_used_at = now
-        pair = _issue(svc, db, key, user, session, now=now)
-        await db.commit()
-    svc.metrics.tokens_issued.labels("refresh_token").inc()
-    return pair
+def _is_live(row: RefreshToken) -> bool:
+    return row.rotated_at is None and row.superseded_at is None
 
 
-async def _claim(db: AsyncSession, row: RefreshToken, now: datetime) -> datetime | None:
-    """Mark the token rotated. None if this call rotated it, else when it was rotated before.
+async def _to_retire(
+    db: AsyncSession, row: RefreshToken, now: datetime, grace: float
+) -> RefreshToken | None:
+    """The live token this use retires: the presented one, or, for an honest retry inside the
+    grace window, its successor while still unused. None: the presented token is dead (a copy)."""
+    if _is_live(row):
+        return row
+    if row.rotated_at is None or row.replaced_by is None:
+        return None  # superseded: killed unused by a retry of its parent
+    if now - row.rotated_at > timedelta(seconds=grace):
+        return None
+    successor = await db.get(RefreshToken, row.replaced_by)
+    return successor if successor is not None and _is_live(successor) else None
 
-    The conditional UPDATE makes two concurrent uses of one token race safely: exactly one wins.
-    """
-    result = await db.execute(
+
+async def _rotate(
+    svc: Services,
+    db: AsyncSession,
+    key: SigningMaterial,
+    found: _Found,
+    retired: RefreshToken,
+    *,
+    scope: frozenset[str] | None,
+    now: datetime,
+) -> TokenPair | None:
+    """Retire ``retired``, issue its successor and sign; None if another step won the race."""
+    scopes = _access_scopes(found.user, svc, scope)
+    revocation.check_cut_off(found.user, now)  # before any write: the attempt is tried again
+    new, refresh_token = _new_link(found.session.id, retired.seq + 1, now)
+    if not await _retire(db, found.row, retired, new.id, now):
+        return None
+    db.add(new)  # after the retirement: the session never holds two live tokens
+    await _prune(db, found.session.id, new.seq, svc.settings.refresh_history)
+    found.session.last_used_at = now
+    return _pair(
+        svc, key, found.user, found.session, refresh_token=refresh_token, scopes=scopes, now=now
+    )
+
+
+def _access_scopes(user: User, svc: Services, requested: frozenset[str] | None) -> list[str]:
+    """The access token's scopes: the session's whole grant, or the narrower set requested."""
+    granted = _granted(user, svc)
+    if requested is None:
+        return granted
+    if not requested <= set(granted):
+        raise OAuthError("invalid_scope", "The requested scope exceeds the scope granted.")
+    return sorted(requested)
+
+
+async def _retire(
+    db: AsyncSession, row: RefreshToken, retired: RefreshToken, new_id: str, now: datetime
+) -> bool:
+    """Retire the live token: rotated if it is the one presented, superseded if it is the unused
+    successor of a retried one. False if it was no longer live (lost a race)."""
+    if retired is row:
+        return await _retire_live(db, row.id, rotated_at=now, replaced_by=new_id)
+    if not await _retire_live(db, retired.id, superseded_at=now):
+        return False
+    await db.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
-        .values(rotated_at=now)
+        .where(RefreshToken.id == row.id)
+        .values(replaced_by=new_id)
         .execution_options(synchronize_session=False)
     )
-    if getattr(result, "rowcount", 0) == 1:
-        return None
-    await db.refresh(row)
-    return row.rotated_at or now
+    return True
+
+
+async def _retire_live(db: AsyncSession, token_id: str, **values: Any) -> bool:
+    """A conditional UPDATE of a live token: of two racing callers, exactly one wins."""
+    result = await db.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == token_id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.superseded_at.is_(None),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def _prune(db: AsyncSession, session_id: str, newest: int, history: int) -> None:
+    """Keep the session's ``history`` newest dead tokens (for reuse detection), delete the rest."""
+    await db.execute(
+        delete(RefreshToken)
+        .where(
+            RefreshToken.session_id == session_id,
+            RefreshToken.seq < newest - history,
+            or_(RefreshToken.rotated_at.is_not(None), RefreshToken.superseded_at.is_not(None)),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _revoke_for_reuse(
-    svc: Services,
-    db: AsyncSession,
-    session: DeviceSession,
-    row: RefreshToken,
-    *,
-    ip: str | None,
-    now: datetime,
+    svc: Services, db: AsyncSession, found: _Found, *, ip: str | None, now: datetime
 ) -> None:
+    session = found.session
     session.revoked_at = now
     session.revoked_reason = "refresh_reuse"
     revocation.record(db, svc.settings, "session", session.id, now)
-    revocation.security_event(
+    await revocation.security_event(
         db,
         "refresh_token_reuse",
         now,
         user_id=session.user_id,
         session_id=session.id,
         ip=ip,
-        detail={"refresh_token_id": row.id},
+        detail={"refresh_token_id": found.row.id},
     )
     svc.metrics.refresh_reuse.inc()
     log.warning(
         "refresh token reused after rotation; session revoked",
         extra={"user_id": session.user_id, "session_id": session.id, "client": ip},
     )
+
+
+# --- the caller's devices ----------------------------------------------------------------------
 
 
 async def list_sessions(svc: Services, user_id: str) -> list[DeviceSession]:
@@ -219,8 +418,9 @@ async def revoke_session(svc: Services, user_id: str, session_id: str, reason: s
 
 
 async def revoke_all(svc: Services, user_id: str, reason: str) -> int:
-    now = svc.clock()
     async with svc.sessions() as db:
+        user = await revocation.user_to_revoke(db, user_id)
+        now = svc.clock()  # after the lock: see revocation.user_to_revoke
         sessions = list(
             await db.scalars(
                 select(DeviceSession).where(
@@ -231,7 +431,6 @@ async def revoke_all(svc: Services, user_id: str, reason: str) -> int:
         for session in sessions:
             session.revoked_at = now
             session.revoked_reason = reason
-        user = await db.get(User, user_id)
         if user is not None:
             revocation.revoke_user_tokens(db, svc.settings, user, now)
         await db.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gatepass.db import UTCDateTime
@@ -47,18 +47,40 @@ class Session(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
 
 
+# A live refresh token: neither exchanged nor superseded. A session has at most one.
+_LIVE_LINK = "rotated_at IS NULL AND superseded_at IS NULL"
+
+
 class RefreshToken(Base):
-    """A refresh token, by its SHA-256 only. ``rotated_at`` is set when it is exchanged."""
+    """A refresh token, by its SHA-256 only: one link of its session's lineage.
+
+    ``seq`` numbers the session's tokens (the live one has the highest); ``rotated_at`` is set
+    when the token is exchanged, ``replaced_by`` names the token that exchange (or an honest retry
+    of it) issued, and ``superseded_at`` is set when a retry of its parent killed it unused.
+    """
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        Index("uq_refresh_tokens_session_seq", "session_id", "seq", unique=True),
+        Index(
+            "uq_refresh_tokens_live",
+            "session_id",
+            unique=True,
+            sqlite_where=text(_LIVE_LINK),
+            postgresql_where=text(_LIVE_LINK),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     session_id: Mapped[str] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
+    replaced_by: Mapped[str | None] = mapped_column(String(40))
+    superseded_at: Mapped[datetime | None]
 
 
 class SigningKey(Base):

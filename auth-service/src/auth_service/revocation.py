@@ -2,22 +2,42 @@
 
 An event lives only as long as the access tokens it can affect (access TTL plus leeway), so the
 table stays small whatever the number of users.
+
+The user-wide cut-off is exact although ``iat`` is whole seconds: a revocation at instant T sets
+the cut-off to floor(T) + 1, a token is revoked iff its ``iat`` is before the cut-off, and nothing
+is signed for a user while their cut-off is still ahead of the clock (:func:`after_cut_off` waits,
+outside any transaction, then signs with ``iat`` = floor(now)). Two row locks order the reads: a
+revoker locks the user row and only then reads the clock (:func:`user_to_revoke`), a signer reads
+the clock and then the user under a shared lock (:func:`user_to_sign_for`). So a token carrying a
+user's old state has an ``iat`` at or before the second of the revocation that changed it, and is
+revoked by it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.clock import Sleep
 from auth_service.config import Settings
+from auth_service.errors import RevocationPendingError
 from auth_service.models import RevocationEvent, SecurityEvent, User
 from auth_service.models import Session as DeviceSession
+from gatepass.text import printable
 
 EventKind = Literal["session", "user", "jti", "key"]
 LEEWAY = timedelta(seconds=60)
+# A cut-off is at most a second ahead of the clock that set it; more is skew between replicas.
+MAX_CUT_OFF_WAIT = 1.0
+CUT_OFF_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 def record(
@@ -41,27 +61,82 @@ def record(
 
 
 def cut_off(now: datetime) -> datetime:
-    """The first whole second at or after ``now``: token times are whole seconds (RFC 7519), so
-    every token issued up to now has an ``iat`` before it."""
-    whole = now.replace(microsecond=0)
-    return whole if whole == now else whole + timedelta(seconds=1)
+    """The first whole second strictly after ``now``: token times are whole seconds (RFC 7519),
+    so every token issued up to now, even within this second, has an ``iat`` before it."""
+    return now.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def revoke_user_tokens(db: AsyncSession, settings: Settings, user: User, now: datetime) -> None:
-    """Revoke every token the user holds now; tokens issued from now on stay good (see
-    :func:`issued_at`). Recorded on the user, for the issuer, and as an event, for the edges."""
+    """Revoke every token the user holds now. Recorded on the user, for the issuer, and as an
+    event, for the edges. ``now`` must be read after the user row was locked
+    (:func:`user_to_revoke`); tokens signed from the cut-off on stay good (:func:`after_cut_off`).
+    """
     user.tokens_not_before = cut_off(now)
     record(db, settings, "user", user.id, now, not_before=user.tokens_not_before)
 
 
-def issued_at(user: User, now: datetime) -> datetime:
-    """``iat`` for a new token: never before the user's cut-off, which may be up to a second
-    ahead of ``now`` (within any verifier's leeway)."""
+async def user_to_revoke(db: AsyncSession, user_id: str) -> User | None:
+    """The user row, locked against every signer (PostgreSQL; SQLite transactions are serial).
+    Read the clock for the cut-off *after* this: later than every token signed from the old state.
+    """
+    return await db.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def user_to_sign_for(db: AsyncSession, user_id: str) -> User | None:
+    """The user row under a shared lock, held until the token is committed: a revoker waits for
+    it, so it cannot change the roles it was signed with and then set a cut-off before its iat."""
+    return await db.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+class CutOffAhead(Exception):
+    """The user's cut-off is ahead of the clock: a token signed now would be born revoked."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("the user's token cut-off is ahead of the clock")
+        self.seconds = seconds
+
+
+def check_cut_off(user: User, now: datetime) -> None:
+    """Raise :class:`CutOffAhead` unless a token with ``iat`` = floor(now) outlives the cut-off.
+    Call it before writing anything: the transaction is rolled back and tried again."""
     cut = user.tokens_not_before
-    return cut if cut is not None and cut > now else now
+    if cut is not None and cut > now:
+        raise CutOffAhead((cut - now).total_seconds())
 
 
-def security_event(
+async def after_cut_off(attempt: Callable[[], Awaitable[T]], sleep: Sleep) -> T:
+    """Run ``attempt`` (a whole transaction that signs a token); while it finds the user's cut-off
+    ahead (:class:`CutOffAhead`), wait for the cut-off, outside the transaction, and run it again.
+    The wait is at most a second each time; a cut-off that stays ahead is clock skew: 503."""
+    for _ in range(CUT_OFF_ATTEMPTS):
+        try:
+            return await attempt()
+        except CutOffAhead as ahead:
+            wait = min(ahead.seconds, MAX_CUT_OFF_WAIT)
+        await sleep(wait)
+    raise RevocationPendingError()
+
+
+audit_log = logging.getLogger("gatepass.auth.audit")
+
+# The security_events columns: kind 40, user_id and session_id 40, ip 64.
+AUDIT_KIND_MAX = 40
+AUDIT_ID_MAX = 40
+AUDIT_IP_MAX = 64
+AUDIT_DETAIL_TEXT_MAX = 200
+
+
+async def security_event(
     db: AsyncSession,
     kind: str,
     now: datetime,
@@ -71,16 +146,42 @@ def security_event(
     ip: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    db.add(
-        SecurityEvent(
-            kind=kind,
-            user_id=user_id,
-            session_id=session_id,
-            ip=ip,
-            detail=detail or {},
-            created_at=now,
-        )
+    """Record an audit event in the caller's transaction, never at the cost of what it records.
+
+    The caller's own changes (a revocation, say) are flushed first, outside the event: if they
+    fail, that is the caller's error. The event is then written inside a savepoint, its fields
+    cleaned and cut to their columns so that a client-supplied value (an address) cannot fail it;
+    should it fail anyway, only the savepoint is rolled back, the loss is logged, and the caller
+    commits its revocation regardless.
+    """
+    event = SecurityEvent(
+        kind=kind[:AUDIT_KIND_MAX],
+        user_id=printable(user_id, AUDIT_ID_MAX),
+        session_id=printable(session_id, AUDIT_ID_MAX),
+        ip=printable(ip, AUDIT_IP_MAX),
+        detail=_clean_detail(detail or {}),
+        created_at=now,
     )
+    await db.flush()
+    try:
+        async with db.begin_nested():
+            db.add(event)
+    except SQLAlchemyError:
+        audit_log.exception(
+            "security event not recorded; what it records stands",
+            extra={"kind": event.kind, "user_id": event.user_id, "session_id": event.session_id},
+        )
+
+
+def _clean_detail(value: Any) -> Any:
+    """An audit detail with every string cleaned and bounded (JSON: dicts, lists, scalars)."""
+    if isinstance(value, str):
+        return printable(value, AUDIT_DETAIL_TEXT_MAX) or ""
+    if isinstance(value, dict):
+        return {str(printable(str(k), AUDIT_ID_MAX)): _clean_detail(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_detail(item) for item in value]
+    return value
 
 
 async def is_revoked(db: AsyncSession, claims: dict[str, Any], now: datetime) -> bool:

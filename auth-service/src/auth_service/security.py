@@ -16,6 +16,7 @@ from auth_service import revocation
 from auth_service.errors import BearerTokenError, InsufficientScopeError
 from auth_service.state import Services, get_services
 from auth_service.tokens import InvalidAccessToken, verify_access_token
+from gatepass.openapi import CHALLENGE, merge_responses, problem_responses
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,21 @@ def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
 
 
 AdminCaller = Annotated[Caller, Depends(require_scope("admin"))]
+
+# What these dependencies answer, for the OpenAPI document of the routes that use them.
+CALLER_ANSWERS = problem_responses(
+    401,
+    descriptions={401: "No access token, or one that is not valid (the challenge says why)."},
+    headers={401: [CHALLENGE]},
+)
+ADMIN_ANSWERS = merge_responses(
+    CALLER_ANSWERS,
+    problem_responses(
+        403,
+        descriptions={403: "The access token lacks the admin scope."},
+        headers={403: [CHALLENGE]},
+    ),
+)
 
 
 def client_ip(request: Request) -> str:

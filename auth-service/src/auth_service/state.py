@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from auth_service.clock import Clock
+from auth_service.clock import Clock, Sleep
 from auth_service.config import Settings
 from auth_service.metrics import Metrics
 
@@ -28,6 +29,7 @@ class Services:
     keys: KeyManager
     passwords: PasswordService
     throttle: LoginThrottler
+    sleep: Sleep = asyncio.sleep
 
 
 def get_services(request: Request) -> Services:

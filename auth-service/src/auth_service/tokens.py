@@ -6,6 +6,7 @@ An access token names its user by an opaque id only: anyone holding it can read 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,9 @@ from auth_service.keys import KeyManager, SigningMaterial
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 media type, not a secret
 MAX_TOKEN_BYTES = 8192
 LEEWAY_SECONDS = 60
+MAX_SCOPE_LENGTH = 1024
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 
 
 def new_id(prefix: str) -> str:
@@ -40,6 +44,13 @@ def scopes_for(roles: list[str], settings: Settings) -> list[str]:
     for role in roles:
         scopes.update(settings.role_scopes.get(role, ()))
     return sorted(scopes)
+
+
+def parse_scope(value: str) -> frozenset[str] | None:
+    """The scope tokens of an RFC 6749 §3.3 ``scope`` parameter; None if it is malformed."""
+    if len(value) > MAX_SCOPE_LENGTH or _SCOPE.fullmatch(value) is None:
+        return None
+    return frozenset(value.split(" "))
 
 
 @dataclass(frozen=True)

@@ -5,20 +5,28 @@ Both take ``application/x-www-form-urlencoded`` bodies and answer errors as RFC 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from auth_service import devices, revocation
+from auth_service import clients, devices, revocation
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.security import client_ip
-from auth_service.state import Services, Svc
-from auth_service.tokens import InvalidAccessToken, verify_access_token
+from auth_service.state import Svc
+from auth_service.tokens import InvalidAccessToken, parse_scope, verify_access_token
+from gatepass.openapi import (
+    RETRY_AFTER,
+    FormField,
+    Header,
+    client_security,
+    form_request_body,
+    merge_responses,
+    oauth_error_responses,
+    problem_responses,
+)
 
 router = APIRouter(tags=["oauth"])
 
@@ -26,11 +34,74 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 20
 
 
+# -- what the OpenAPI document says (the routes read their forms themselves, see read_form) --------
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1, plus the session the tokens belong to."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    refresh_token: str
+    session_id: str
+    scope: str
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662 §2.2: ``active``, and the token's claims when it is active."""
+
+    active: bool
+    token_type: str | None = None
+    iss: str | None = None
+    sub: str | None = None
+    aud: str | list[str] | None = None
+    exp: int | None = None
+    iat: int | None = None
+    jti: str | None = None
+    sid: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+
+
+_NO_STORE_HEADERS = {
+    "Cache-Control": {
+        "description": "RFC 6749 §5.1: never cached.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "no-store"},
+    }
+}
+_CLIENT_CHALLENGE = Header(
+    "WWW-Authenticate", "The HTTP Basic challenge.", {"type": "string", "pattern": "^Basic "}
+)
+_CLIENT_CHALLENGES = {401: [_CLIENT_CHALLENGE], 429: [_CLIENT_CHALLENGE]}
+_CLIENT_REFUSED = {
+    401: "Client authentication failed (RFC 6749 §5.2 `invalid_client`).",
+    429: "Too many failed client authentications from this address or for this client.",
+}
+TOKEN_FORM = {
+    "grant_type": FormField(
+        "Only `refresh_token` is supported.", required=True, schema={"enum": ["refresh_token"]}
+    ),
+    "refresh_token": FormField("The refresh token from the last login or refresh.", required=True),
+    "scope": FormField("Narrow the new access token to these scopes (RFC 6749 §6)."),
+    "client_id": FormField("The client the refresh token was issued to."),
+    "client_secret": FormField("A confidential client's secret, when not sent with HTTP Basic."),
+}
+INTROSPECT_FORM = {
+    "token": FormField("The access token to introspect.", required=True),
+    "token_type_hint": FormField("RFC 7662 §2.1; `access_token` is the only kind looked up."),
+}
+
+
 async def read_form(request: Request) -> dict[str, str]:
-    """Parse a form body strictly: right media type, UTF-8, each parameter at most once."""
+    """Parse a form body strictly: right media type, UTF-8, each parameter at most once.
+
+    Error descriptions are fixed text: nothing the client sent is echoed (RFC 6749 §5.2 allows
+    only part of ASCII there, and an echo would be the client's to craft)."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM:
-        raise OAuthError("invalid_request", f"The body must be {FORM}.")
+        raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
     try:
         pairs = parse_qsl(
             (await request.body()).decode("utf-8"),
@@ -43,31 +114,69 @@ async def read_form(request: Request) -> dict[str, str]:
     form: dict[str, str] = {}
     for name, value in pairs:
         if name in form:
-            raise OAuthError("invalid_request", f"The parameter {name!r} is repeated.")
+            raise OAuthError("invalid_request", "A parameter is repeated.")
         form[name] = value
     return form
 
 
 def _required(form: dict[str, str], name: str) -> str:
+    """A parameter that must be present and non-empty; ``name`` is ours, never the client's."""
     value = form.get(name, "")
     if not value:
-        raise OAuthError("invalid_request", f"The parameter {name!r} is missing.")
+        raise OAuthError("invalid_request", f"The parameter {name} is missing.")
     return value
 
 
-@router.post("/token")
+def _requested_scope(form: dict[str, str]) -> frozenset[str] | None:
+    """The refresh grant's optional ``scope`` (RFC 6749 §6): None when absent."""
+    if "scope" not in form:
+        return None
+    scope = parse_scope(form["scope"])
+    if scope is None:
+        raise OAuthError("invalid_scope", "The scope parameter is malformed.")
+    return scope
+
+
+@router.post(
+    "/token",
+    response_model=TokenResponse,
+    responses=merge_responses(
+        {200: {"headers": _NO_STORE_HEADERS}},
+        oauth_error_responses(
+            400,
+            401,
+            429,
+            descriptions={
+                400: "`invalid_request`, `invalid_grant`, `unsupported_grant_type` or "
+                "`invalid_scope` (RFC 6749 §5.2).",
+                **_CLIENT_REFUSED,
+            },
+            headers=_CLIENT_CHALLENGES,
+        ),
+        problem_responses(
+            503,
+            descriptions={503: "A revocation of this user is not in effect yet (clock skew)."},
+            headers={503: [RETRY_AFTER]},
+        ),
+    ),
+    openapi_extra={**form_request_body(TOKEN_FORM), "security": client_security(optional=True)},
+)
 async def token(request: Request, svc: Svc) -> JSONResponse:
     form = await read_form(request)
+    client_id = await clients.token_client(svc, request, form, client_ip(request))
     grant_type = _required(form, "grant_type")
     if grant_type != "refresh_token":
-        raise OAuthError(
-            "unsupported_grant_type", f"The grant type {grant_type!r} is not supported."
-        )
+        raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
     refresh_token = _required(form, "refresh_token")
     if len(refresh_token) > 512:
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
+    scope = _requested_scope(form)
     pair = await devices.refresh(
-        svc, refresh_token, client_id=form.get("client_id") or None, ip=client_ip(request)
+        svc,
+        refresh_token,
+        client_id=client_id,
+        ip=client_ip(request),
+        scope=scope,
     )
     body = {
         "access_token": pair.access_token,
@@ -80,44 +189,23 @@ async def token(request: Request, svc: Svc) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
-def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        return None
-    return unquote(client_id), unquote(secret)
-
-
-def authenticate_client(svc: Services, request: Request) -> str:
-    """HTTP Basic client authentication (RFC 6749 §2.3.1) against configured clients."""
-    creds = _basic_credentials(request)
-    expected = svc.settings.introspection_clients.get(creds[0]) if creds else None
-    if (
-        creds is None
-        or expected is None
-        or not hmac.compare_digest(creds[1].encode(), expected.get_secret_value().encode())
-    ):
-        raise OAuthError(
-            "invalid_client",
-            "Client authentication failed.",
-            status=401,
-            headers={"WWW-Authenticate": 'Basic realm="gatepass"'},
-        )
-    return creds[0]
-
-
 INTROSPECTED = ("iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope")
 
 
-@router.post("/introspect")
+@router.post(
+    "/introspect",
+    response_model=IntrospectionResponse,
+    responses=oauth_error_responses(
+        400,
+        401,
+        429,
+        descriptions={400: "`invalid_request`: no token, or a malformed form.", **_CLIENT_REFUSED},
+        headers=_CLIENT_CHALLENGES,
+    ),
+    openapi_extra={**form_request_body(INTROSPECT_FORM), "security": client_security()},
+)
 async def introspect(request: Request, svc: Svc) -> JSONResponse:
-    authenticate_client(svc, request)
+    await clients.introspection_client(svc, request, client_ip(request))
     form = await read_form(request)
     token = _required(form, "token")
     now = svc.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -11,15 +12,25 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.state import Services, Svc
+from gatepass.openapi import METRICS_RESPONSE, problem_responses
 from gatepass.problems import problem_response
 
 router = APIRouter(tags=["operations"])
 
 
-def discovery_document(svc: Services) -> dict[str, Any]:
+async def discovery_document(svc: Services) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata (also served as the OpenID configuration).
+
+    It claims only what is implemented. No grant uses an authorization endpoint, so there is none;
+    ``response_types_supported`` is REQUIRED all the same and must not be empty (RFC 8414 §2,
+    §3.2), so it holds ``none``, the registered response type that issues nothing. The signing
+    algorithms are those of the keys in the JWKS, so the two documents never disagree; a list that
+    would be empty is left out (RFC 8414 §3.2).
+    """
     base = svc.settings.issuer
     scopes = sorted({s for scopes in svc.settings.role_scopes.values() for s in scopes})
-    return {
+    algs = await _published_algs(svc)
+    document: dict[str, Any] = {
         "issuer": base,
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "token_endpoint": f"{base}/token",
@@ -28,20 +39,33 @@ def discovery_document(svc: Services) -> dict[str, Any]:
         "login_endpoint": f"{base}/login",
         "sessions_endpoint": f"{base}/sessions",
         "grant_types_supported": ["refresh_token"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": ["none"],
+        # Public clients name themselves; configured ones authenticate (auth_service.clients).
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "scopes_supported": scopes,
         "subject_types_supported": ["public"],
-        "access_token_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
-        "id_token_signing_alg_values_supported": [svc.settings.signing_alg],
+        "access_token_signing_alg_values_supported": algs,
+        "id_token_signing_alg_values_supported": algs,
     }
+    return {name: value for name, value in document.items() if value != []}
+
+
+async def _published_algs(svc: Services) -> list[str]:
+    """The ``alg`` of every key the JWKS publishes (next, active and retired keys alike)."""
+    jwks = json.loads((await svc.keys.jwks()).body)
+    return sorted({str(key["alg"]) for key in jwks["keys"] if "alg" in key})
 
 
 @router.get("/.well-known/openid-configuration")
 @router.get("/.well-known/oauth-authorization-server")
 async def discovery(svc: Svc) -> JSONResponse:
-    return JSONResponse(discovery_document(svc), headers={"Cache-Control": "public, max-age=300"})
+    document = await discovery_document(svc)
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})
 
 
 @router.get("/healthz")
@@ -49,7 +73,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses=problem_responses(
+        503, descriptions={503: "Not ready: the database or an active signing key is missing."}
+    ),
+)
 async def readyz(svc: Svc) -> Response:
     checks = {"database": await _database_ok(svc), "signing_key": svc.keys.has_active_key()}
     if all(checks.values()):
@@ -69,7 +98,7 @@ async def _database_ok(svc: Services) -> bool:
     return True
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
 async def metrics(svc: Svc) -> Response:
     age = svc.keys.key_age_seconds()
     if age is not None:

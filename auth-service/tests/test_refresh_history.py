@@ -1,0 +1,144 @@
+"""A session keeps only its newest rotated refresh tokens (``refresh_history``) for reuse
+detection: storage stays bounded, and a token older than that is simply unknown.
+
+In-process: the real app over ASGI, a real SQLite file, the clock moved by the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from auth_service.config import Settings
+from auth_service.models import RefreshToken, RevocationEvent, SecurityEvent
+from auth_service.models import Session as DeviceSession
+from auth_service.state import Services
+from auth_service.tokens import hash_refresh_token
+
+PASSWORD = "correct horse battery staple 42"
+
+
+async def sign_in(client: httpx.AsyncClient, email: str = "ann@example.com") -> dict[str, Any]:
+    signed_up = await client.post("/signup", json={"email": email, "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    login = await client.post("/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    body: dict[str, Any] = login.json()
+    return body
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/token", data={"grant_type": "refresh_token", "refresh_token": token})
+
+
+async def lineage(services: Services, session_id: str) -> list[RefreshToken]:
+    async with services.sessions() as db:
+        rows = await db.scalars(
+            select(RefreshToken)
+            .where(RefreshToken.session_id == session_id)
+            .order_by(RefreshToken.seq)
+        )
+        return list(rows)
+
+
+def live(rows: list[RefreshToken]) -> list[RefreshToken]:
+    return [row for row in rows if row.rotated_at is None and row.superseded_at is None]
+
+
+async def reuse_events(services: Services, session_id: str) -> int:
+    async with services.sessions() as db:
+        count = await db.scalar(
+            select(func.count())
+            .select_from(SecurityEvent)
+            .where(
+                SecurityEvent.kind == "refresh_token_reuse",
+                SecurityEvent.session_id == session_id,
+            )
+        )
+        return int(count or 0)
+
+
+async def assert_revoked_for_reuse(
+    services: Services, client: httpx.AsyncClient, tokens: dict[str, Any]
+) -> None:
+    """The session is revoked, with its security event and its revocation event for the edges."""
+    session_id = tokens["session_id"]
+    async with services.sessions() as db:
+        session = await db.get(DeviceSession, session_id)
+        assert session is not None
+        assert session.revoked_at is not None
+        assert session.revoked_reason == "refresh_reuse"
+        events = await db.scalars(
+            select(RevocationEvent).where(
+                RevocationEvent.kind == "session", RevocationEvent.value == session_id
+            )
+        )
+        assert len(list(events)) == 1
+    assert await reuse_events(services, session_id) == 1
+    me = await client.get("/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 401
+
+
+def refused(response: httpx.Response) -> bool:
+    return response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+# --- the history ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def auth_settings(auth_settings: Settings) -> Settings:
+    return auth_settings.model_copy(update={"refresh_history": 3})
+
+
+async def walk(
+    client: httpx.AsyncClient, clock: Any, token: str, steps: int
+) -> list[dict[str, Any]]:
+    """``steps`` refreshes a second apart: the answers, in order."""
+    answers = []
+    for _ in range(steps):
+        clock.advance(1)
+        response = await refresh(client, token)
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+        token = answers[-1]["refresh_token"]
+    return answers
+
+
+async def test_a_session_keeps_only_its_newest_rotated_tokens(
+    client: httpx.AsyncClient, services: Services, clock: Any
+) -> None:
+    tokens = await sign_in(client)
+    answers = await walk(client, clock, tokens["refresh_token"], 30)
+    rows = await lineage(services, tokens["session_id"])
+    assert [row.seq for row in rows] == [27, 28, 29, 30]  # three rotated, one live
+    assert live(rows) == rows[-1:]
+    assert rows[-1].token_hash == hash_refresh_token(answers[-1]["refresh_token"])
+
+
+async def test_a_token_older_than_the_history_is_refused_without_revoking(
+    client: httpx.AsyncClient, services: Services, clock: Any
+) -> None:
+    tokens = await sign_in(client)
+    answers = await walk(client, clock, tokens["refresh_token"], 5)
+    clock.advance(60)
+    forgotten = await refresh(client, answers[0]["refresh_token"])  # seq 1; seqs 2-4 are kept
+    assert forgotten.json() == {
+        "error": "invalid_grant",
+        "error_description": "The refresh token is not valid.",
+    }
+    assert await reuse_events(services, tokens["session_id"]) == 0
+    assert (await refresh(client, answers[-1]["refresh_token"])).status_code == 200
+
+
+async def test_a_token_within_the_history_still_reveals_reuse(
+    client: httpx.AsyncClient, services: Services, clock: Any
+) -> None:
+    tokens = await sign_in(client)
+    answers = await walk(client, clock, tokens["refresh_token"], 5)
+    clock.advance(60)
+    assert refused(await refresh(client, answers[1]["refresh_token"]))  # seq 2: kept
+    await assert_revoked_for_reuse(services, client, answers[-1])
