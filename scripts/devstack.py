@@ -7,9 +7,10 @@ before it is ready (the edges fetch the auth service's JWKS).
 Once everything is ready this prints where to look, then walks through the system with two users
 the operator gives different roles: signup, login, the access token taken apart, a video uploaded
 and listed, a delete the edge forbids (from the token alone), mail sent and read, a send the edge
-forbids, a delete it allows, a refresh, the JWKS and the device list. Then it follows the services'
-logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s. Passwords and refresh
-tokens are never printed whole; the logs also go to ``data/logs/``.
+forbids, a delete it allows, a refresh, the JWKS and the device list. (Bob opens his inbox before
+Alice mails him: the mail edge delivers only to a user who has used it once.) Then it follows the
+services' logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s. Passwords
+and refresh tokens are never printed whole; the logs also go to ``data/logs/``.
 """
 
 from __future__ import annotations
@@ -192,13 +193,21 @@ def children(args: argparse.Namespace) -> list[Child]:
         name="mail",
         module="edge_service_mail",
         port=args.mail_port,
-        env={"GATEPASS_MAIL_ISSUER": issuer, "GATEPASS_MAIL_DATA_DIR": "./data/mail"},
+        env={
+            "GATEPASS_MAIL_ENVIRONMENT": "development",  # API docs at /docs
+            "GATEPASS_MAIL_ISSUER": issuer,
+            "GATEPASS_MAIL_DATA_DIR": "./data/mail",
+        },
     )
     video = Child(
         name="video",
         module="edge_service_video",
         port=args.video_port,
-        env={"GATEPASS_VIDEO_ISSUER": issuer, "GATEPASS_VIDEO_DATA_DIR": "./data/video"},
+        env={
+            "GATEPASS_VIDEO_ENVIRONMENT": "development",  # API docs at /docs
+            "GATEPASS_VIDEO_ISSUER": issuer,
+            "GATEPASS_VIDEO_DATA_DIR": "./data/video",
+        },
     )
     return [auth, mail, video]
 
@@ -289,6 +298,7 @@ class Demo:
         video = self.upload(alice)
         self.list_videos(bob)
         self.forbidden_delete(bob, video)
+        self.open_inbox(bob)
         self.send_mail(alice, bob)
         self.read_inbox(bob)
         self.forbidden_send(bob)
@@ -373,6 +383,12 @@ class Demo:
         )
         show(f"WWW-Authenticate: {response.headers.get('www-authenticate')}")
         show(f"detail: {response.json().get('detail')}")
+
+    def open_inbox(self, person: Person) -> None:
+        self.title(f"{person.name} opens the mail service: GET mail/inbox (empty so far)")
+        inbox = self.call("mail", "GET", "/inbox", headers=person.access).json()
+        show(f"{len(inbox['items'])} messages; the first request made {person.name}'s mailbox")
+        show("mail goes only to a user with a mailbox (else 422 unknown_recipient)")
 
     def send_mail(self, sender: Person, recipient: Person) -> None:
         self.title(f"{sender.name} mails {recipient.name}: POST mail/messages (scope mail:send)")

@@ -1,4 +1,8 @@
-"""Sending, listing, reading and deleting messages: each party sees only their own."""
+"""Sending, listing, reading and deleting messages: each party sees only their own.
+
+Alice, Bob and Eve have each used the mail service once (:func:`their_mailboxes`): mail goes only
+to a user with a mailbox (see ``test_mail_mailboxes.py``).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,12 @@ async def send(mail: EdgeUnderTest, sender: str, to: str, subject: str = "hello"
 
 async def get(mail: EdgeUnderTest, user: str, path: str) -> Any:
     return await mail.http.get(path, headers=mail.bearer(user, "mail:read"))
+
+
+@pytest.fixture(autouse=True)
+async def their_mailboxes(mail: EdgeUnderTest) -> None:
+    for user in (ALICE, BOB, EVE):
+        assert (await get(mail, user, "/inbox")).status_code == 200
 
 
 async def rows(mail: EdgeUnderTest) -> int:
@@ -85,6 +95,14 @@ async def test_both_parties_read_a_message_and_strangers_get_404(mail: EdgeUnder
         k: v for k, v in never_was.items() if k != "instance"
     }
     expect_problem(await get(mail, ALICE, "/messages/" + "x" * 65), 422)
+    expect_problem(await get(mail, ALICE, "/messages/msg%00x"), 422, "validation_error")
+
+
+async def test_a_body_keeps_its_lines_and_tabs(mail: EdgeUnderTest) -> None:
+    draft = {"to": BOB, "subject": "Agenda", "body": "1.\tcoffee\r\n2.\tlunch\n"}
+    answer = await mail.http.post("/messages", json=draft, headers=mail.bearer(ALICE, EVERYTHING))
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["body"] == draft["body"]
 
 
 async def test_deleting_is_per_party_and_the_row_goes_when_both_did(
@@ -147,6 +165,12 @@ async def test_a_note_to_self_goes_with_one_delete(mail: EdgeUnderTest) -> None:
         {"to": BOB, "subject": "s", "body": "b" * 10_001},
         {"to": BOB, "subject": "s", "body": "b", "from": EVE},
         {"to": [BOB], "subject": "s", "body": "b"},
+        {"to": BOB + "\x00", "subject": "s", "body": "b"},
+        {"to": BOB, "subject": "s\x00", "body": "b"},
+        {"to": BOB, "subject": "s\x1b[2J", "body": "b"},
+        {"to": BOB, "subject": "s\nBcc: eve", "body": "b"},
+        {"to": BOB, "subject": "s", "body": "b\x00"},
+        {"to": BOB, "subject": "s", "body": "b\x85"},
     ],
     ids=[
         "no-to",
@@ -161,6 +185,12 @@ async def test_a_note_to_self_goes_with_one_delete(mail: EdgeUnderTest) -> None:
         "long-body",
         "forged-from",
         "list-to",
+        "nul-in-to",
+        "nul-in-subject",
+        "escape-in-subject",
+        "newline-in-subject",
+        "nul-in-body",
+        "c1-control-in-body",
     ],
 )
 async def test_drafts_are_validated(mail: EdgeUnderTest, draft: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from edge_service_mail import routes
+from edge_service_mail import mailboxes, routes
 from edge_service_mail.config import MailSettings
 from gatepass.edge import edge_app
 from gatepass.service import About, ServiceDatabase
@@ -32,10 +32,7 @@ def create_app(
     settings: MailSettings | None = None, *, client: httpx.AsyncClient | None = None
 ) -> FastAPI:
     """The app. Nothing connects before its lifespan; ``client`` fetches the issuer's keys."""
-    return edge_app(
-        settings or MailSettings(),
-        about=ABOUT,
-        database=DATABASE,
-        routers=[routes.router],
-        client=client,
-    )
+    settings = settings or MailSettings()
+    app = edge_app(settings, about=ABOUT, database=DATABASE, routers=[routes.router], client=client)
+    mailboxes.attach_known(app, mailboxes.KnownMailboxes(settings.mailbox_cache_size))
+    return app

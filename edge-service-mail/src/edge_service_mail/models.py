@@ -1,4 +1,4 @@
-"""The mail service's table. Alembic migrations in ``migrations/`` create it."""
+"""The mail service's tables. Alembic migrations in ``migrations/`` create them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,19 @@ from gatepass.db import UTCDateTime
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Mailbox(Base):
+    """A user's mailbox, made the first time they use the mail service with a valid token.
+
+    Mail is delivered to a mailbox only: every stored message has a recipient who can read it and
+    delete it (mail sent to an id nobody owns could never be deleted by anyone).
+    """
+
+    __tablename__ = "mailboxes"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)  # the token's ``sub``
+    created_at: Mapped[datetime]
 
 
 class Message(Base):

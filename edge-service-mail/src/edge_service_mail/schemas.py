@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gatepass.paging import Page
+from gatepass.text import MultiLine, OneLine
 
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
@@ -25,9 +26,11 @@ class Draft(BaseModel):
 
     to: UserId
     subject: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SUBJECT)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SUBJECT),
+        OneLine,
     ]
-    body: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY)]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY), MultiLine]
 
 
 class MessageOut(BaseModel):
