@@ -6,8 +6,16 @@ import time
 
 import httpx
 
-from tests.support.auth_client import STRONG_PASSWORD, bearer, login, new_email, new_user, refresh
-from tests.support.cli import run_cli
+from tests.support.auth_client import (
+    STRONG_PASSWORD,
+    bearer,
+    login,
+    new_email,
+    new_user,
+    refresh,
+    signup,
+)
+from tests.support.cli import cli, run_cli
 from tests.support.procs import ServiceFactory
 
 
@@ -67,6 +75,42 @@ def test_admin_sets_roles_and_disables_users(
     users = run_cli(auth_env, "users", "list")
     assert admin_email in users
     assert email in users
+
+
+def test_admin_create_never_promotes_an_existing_account_silently(
+    start_auth: ServiceFactory, auth_env: dict[str, str]
+) -> None:
+    """Someone signs up the admin's email first: the command refuses, and promotes only when
+    told to, saying whose account it is."""
+    auth = start_auth()
+    email = new_email("ops-admin")
+    operator_password = "the operator's passphrase, never read 8"
+    with httpx.Client(base_url=auth.base_url) as client:
+        squatter_id = signup(client, email)  # with the squatter's own password
+
+        refused = cli(auth_env, "admin", "create", email, stdin=operator_password + "\n")
+        assert refused.returncode == 1, refused
+        assert "admin:" not in refused.stdout
+        assert "already exists" in refused.stderr
+        assert "NOT made an admin" in refused.stderr
+        assert "--promote-existing" in refused.stderr
+        assert squatter_id in refused.stderr
+        assert "admin" not in login(client, email)["scope"].split()
+        wrong = client.post("/login", json={"email": email, "password": operator_password})
+        assert wrong.status_code == 401
+
+        promoted = run_cli(auth_env, "admin", "create", email, "--promote-existing")
+        for shown in (squatter_id, email, "created:", "roles:", "user"):
+            assert shown in promoted
+        assert f"admin: {squatter_id} (existing account, now admin)" in promoted
+        assert "admin" in login(client, email)["scope"].split()
+
+        fresh = new_email("second-admin")
+        made = run_cli(
+            auth_env, "admin", "create", fresh, "--promote-existing", stdin=STRONG_PASSWORD + "\n"
+        )
+        assert "admin: usr_" in made
+        assert "admin" in login(client, fresh)["scope"].split()
 
 
 def test_operator_keys_and_token_decode(

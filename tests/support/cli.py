@@ -10,8 +10,11 @@ from pathlib import Path
 from tests.support.procs import service_env
 
 
-def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
+def cli(
+    env: Mapping[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``gatepass ARGS...`` as a process, whatever its exit code."""
+    return subprocess.run(
         [str(Path(sys.executable).with_name("gatepass")), *args],
         env=service_env(env),
         input=stdin,
@@ -20,6 +23,11 @@ def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str
         timeout=120,
         check=False,
     )
+
+
+def run_cli(env: Mapping[str, str], *args: str, stdin: str | None = None) -> str:
+    """``gatepass ARGS...``, which must succeed; its standard output."""
+    result = cli(env, *args, stdin=stdin)
     assert result.returncode == 0, (
         f"gatepass {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     )

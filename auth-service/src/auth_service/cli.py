@@ -1,6 +1,7 @@
 """``gatepass``: the operator's command line (same settings as the service: ``GATEPASS_AUTH_*``).
 
-gatepass admin create EMAIL          create an admin (or make an existing user one)
+gatepass admin create EMAIL          create an admin (an existing account only with
+                                     --promote-existing, after saying whose it is)
 gatepass users list | roles | disable | enable
 gatepass keys list | rotate [--now] | revoke KID
 gatepass token decode TOKEN          header, payload and signature, apart (not verified)
@@ -21,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError as SettingsSourceError
 from rich.console import Console
 from rich.table import Table
 
@@ -28,9 +30,11 @@ from auth_service import accounts, migrate
 from auth_service.app import running
 from auth_service.config import ConfigError, Settings
 from auth_service.keys import KeyNotFoundError
+from auth_service.models import User
 from auth_service.state import Services
 from gatepass.db import create_engine
 from gatepass.problems import ProblemError
+from gatepass.settings import describe_settings_error
 
 T = TypeVar("T")
 
@@ -54,11 +58,13 @@ err = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    """The settings, or what is wrong with them (never a value: some are secrets) and exit 2."""
     try:
         return Settings()
-    except ValidationError as exc:
-        err.print(f"[red]invalid settings:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
+    except (ValidationError, SettingsSourceError) as exc:
+        err.print("[red]invalid settings:[/red]")
+        err.print(describe_settings_error(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _with_services(job: Callable[[Services], Awaitable[T]]) -> T:
@@ -86,19 +92,68 @@ def _read_password(prompt: str) -> str:
 
 
 @admin_app.command("create")
-def admin_create(email: str) -> None:
-    """Create an admin. The password comes from GATEPASS_ADMIN_PASSWORD, stdin or a prompt."""
+def admin_create(
+    email: str,
+    promote_existing: Annotated[
+        bool,
+        typer.Option(
+            "--promote-existing",
+            help="If an account with this email exists, make it an admin (after showing whose "
+            "it is). Without it an existing account is refused: anyone may have signed it up.",
+        ),
+    ] = False,
+) -> None:
+    """Create an admin. The password comes from GATEPASS_ADMIN_PASSWORD, stdin or a prompt.
+
+    An account that already has this email is never promoted silently: whoever signed it up
+    chose its password, and it may not be the operator. The command refuses (exit 1) unless
+    --promote-existing is given, and then says whose account it promotes.
+    """
 
     async def job(svc: Services) -> str:
         existing = await accounts.find_user_by_email(svc, email)
-        if existing is not None:
-            roles = sorted({*existing.roles, "admin"})
-            await accounts.set_roles(svc, existing.id, roles)
-            return f"{existing.id} (existing user, now admin)"
-        user = await accounts.signup(svc, email, _read_password("Password"), roles=["admin"])
-        return user.id
+        if existing is None:
+            password = _read_password("Password")
+            return (await accounts.signup(svc, email, password, roles=["admin"])).id
+        if not promote_existing:
+            raise _AccountExists(existing)
+        _describe(out, existing, "promoting the existing account")
+        roles = sorted({*existing.roles, "admin"})
+        await accounts.set_roles(svc, existing.id, roles)
+        return f"{existing.id} (existing account, now admin)"
 
-    out.print(f"admin: {_with_services(job)}")
+    try:
+        created = _with_services(job)
+    except _AccountExists as exc:
+        _describe(err, exc.user, "an account with this email already exists")
+        err.print(
+            "[red]It was NOT made an admin: whoever signed it up chose its password, and it may "
+            "not be you.[/red] Check the account above; to make it an admin anyway, run again "
+            "with --promote-existing, or choose another email."
+        )
+        raise typer.Exit(1) from exc
+    out.print(f"admin: {created}")
+
+
+class _AccountExists(Exception):
+    """``admin create`` found the email taken and was not told to promote that account."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("an account with this email already exists")
+        self.user = user
+
+
+def _describe(console: Console, user: User, what: str) -> None:
+    """Whose account it is: id, email, created, roles."""
+    console.print(f"{what}:")
+    for label, value in (
+        ("id", user.id),
+        ("email", user.email),
+        ("created", _when(user.created_at)),
+        ("roles", ", ".join(user.roles) or "-"),
+        ("disabled", str(user.disabled).lower()),
+    ):
+        console.print(f"  {label + ':':<9} {value}", markup=False, highlight=False)
 
 
 @users_app.command("list")
