@@ -12,8 +12,10 @@ An edge's factory is then wiring::
 
 What :func:`edge_app` adds, outermost first:
 
-- a request id and one access line a request (:mod:`gatepass.logs`), request counters
-  (:mod:`gatepass.ops`), the body-size limit (:mod:`gatepass.limits`);
+- the HTTP layer every gatepass app shares (:mod:`gatepass.httplayer`): the client's address
+  from trusted proxies only, a request id and one access line a request, request counters
+  (:mod:`gatepass.ops`), security headers, the body-size limit, ``HEAD`` wherever ``GET`` is, no
+  trailing-slash redirects, API docs only where the settings allow them;
 - every error as problem+json (:mod:`gatepass.problems`), RFC 6750 answers from
   :class:`~gatepass.EdgeAuth`, so routes use ``Principal`` and ``require_scopes``;
 - ``/about``, ``/healthz``, ``/readyz``, ``/metrics`` (:mod:`gatepass.ops`);
@@ -31,11 +33,12 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
 
 from gatepass import ops
 from gatepass.fastapi import EdgeAuth
-from gatepass.limits import BodySizeLimitMiddleware
-from gatepass.logs import RequestContextMiddleware
+from gatepass.httplayer import app_options, install_http_layer
+from gatepass.openapi import install_openapi
 from gatepass.problems import install_problem_handlers
 from gatepass.service import (
     About,
@@ -74,6 +77,7 @@ def edge_app(
         version=about.version,
         summary=about.summary,
         lifespan=_lifespan,
+        **app_options(settings),
     )
     attach(app, EdgeService(settings, about, database, auth, registry))
     install_problem_handlers(app)
@@ -81,9 +85,10 @@ def edge_app(
     app.include_router(ops.router)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ops.RequestMetricsMiddleware, registry=registry)
-    app.add_middleware(RequestContextMiddleware)
+    install_openapi(app, max_body_bytes=settings.max_body_bytes, server_limits=True)
+    install_http_layer(
+        app, settings, observers=[Middleware(ops.RequestMetricsMiddleware, registry=registry)]
+    )
     return app
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gatepass.openapi import METRICS_RESPONSE, problem_responses
 from gatepass.problems import problem_response
 from gatepass.service import Service, database_of, service_of
 
@@ -41,7 +42,7 @@ class AboutDocument(BaseModel):
     audience: str
     issuer: str
     scopes: dict[str, str]
-    docs: str = "/docs"
+    docs: str | None = "/docs"  # None where the API docs are off (production, by default)
 
 
 @router.get("/about")
@@ -55,6 +56,7 @@ async def about(service: Service) -> AboutDocument:
         audience=settings.audience,
         issuer=settings.issuer,
         scopes=dict(info.scopes),
+        docs="/docs" if settings.docs_enabled else None,
     )
 
 
@@ -64,7 +66,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "keys unusable or database down"}})
+@router.get(
+    "/readyz",
+    responses=problem_responses(
+        503,
+        descriptions={503: "Not ready: the issuer's keys are unusable, or the database is down."},
+    ),
+)
 async def readyz(request: Request) -> Response:
     """Ready to serve: keys usable and the database answering."""
     state = service_of(request.app).auth.readiness()
@@ -94,7 +102,7 @@ async def _database_answers(request: Request) -> bool:
     return True
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)
 async def metrics(service: Service) -> Response:
     """Prometheus text format, from this app's registry only."""
     return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
