@@ -33,8 +33,29 @@ def test_multi_line_refuses_controls_but_line_breaks_and_tabs(bad: str) -> None:
     assert Form(note="one\ttwo\r\nthree\n").note == "one\ttwo\r\nthree\n"
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "evil\u202eexe.txt",  # RIGHT-TO-LEFT OVERRIDE: text that reads other than it is
+        "\u202a\u202b\u202c\u202d",
+        "isolate\u2066x\u2069",
+        "line\u2028separator",
+        "para\u2029separator",
+    ],
+)
+def test_bidi_overrides_and_unicode_line_breaks_are_refused(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        Form(name=bad)
+    with pytest.raises(ValidationError):
+        Form(note=bad.replace("\u2028", "\u202e").replace("\u2029", "\u202e"))
+
+
 def test_ordinary_text_of_any_script_passes() -> None:
     assert Form(name="Zoë 🦊 日本語").name == "Zoë 🦊 日本語"
+    # Joiners belong to ordinary text (emoji sequences, Indic scripts): not refused.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert Form(name=family).name == family
+    assert Form(name="עברית \u200f(RLM)").name == "עברית \u200f(RLM)"
 
 
 def test_printable_cleans_and_bounds_without_failing() -> None:

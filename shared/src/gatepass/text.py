@@ -6,7 +6,8 @@ than its column fails the same way there. So every text a gatepass service takes
 checked where the request is parsed, with the other constraints of its field, and refused as any
 invalid value is (422 problem+json, the value never echoed):
 
-- :data:`OneLine`: no control character at all (C0, DEL, C1): names, subjects, emails, roles::
+- :data:`OneLine`: no control character at all (C0, DEL, C1, bidirectional overrides, Unicode
+  line separators): names, subjects, emails, roles::
 
       subject: Annotated[str, StringConstraints(max_length=200), OneLine]
 
@@ -40,9 +41,15 @@ __all__ = [
 MAX_ID_LENGTH: Final = 64
 ID_PATTERN: Final = r"^[A-Za-z0-9_-]+$"
 
-# C0 controls, DEL and C1 controls; and surrogates, which no UTF-8 text can hold.
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_BUT_LINE_BREAKS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 controls, DEL and C1 controls; surrogates, which no UTF-8 text can hold; the bidirectional
+# embeddings, overrides and isolates (U+202A-E, U+2066-9), which make text read other than it
+# is (a title "evil\u202etxt.exe"); and, in one-line text, Unicode's line and paragraph separators.
+# Joiners and the left-to-right/right-to-left marks are ordinary text (emoji, Hebrew) and pass.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_CONTROL: Final = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\\ud800-\\udfff\u2028\u2029{_BIDI}]")
+_CONTROL_BUT_LINE_BREAKS: Final = re.compile(
+    f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff{_BIDI}]"
+)
 
 
 def refuse_controls(value: str) -> str:
