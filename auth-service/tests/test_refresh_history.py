@@ -1,16 +1,18 @@
-"""A session keeps only its newest rotated refresh tokens (``refresh_history``) for reuse
-detection: storage stays bounded, and a token older than that is simply unknown.
+"""A session keeps only its newest rotated refresh tokens (``refresh_history``): storage stays
+bounded, yet an older token is still recognised by its tag and revokes the session; only a legacy
+token (from before the tags, known by its hash alone) older than that is simply unknown.
 
 In-process: the real app over ASGI, a real SQLite file, the clock moved by the test.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from auth_service.config import Settings
 from auth_service.models import RefreshToken, RevocationEvent, SecurityEvent
@@ -119,13 +121,34 @@ async def test_a_session_keeps_only_its_newest_rotated_tokens(
     assert rows[-1].token_hash == hash_refresh_token(answers[-1]["refresh_token"])
 
 
-async def test_a_token_older_than_the_history_is_refused_without_revoking(
+async def test_a_token_older_than_the_history_is_still_recognised_and_revokes(
     client: httpx.AsyncClient, services: Services, clock: Any
 ) -> None:
     tokens = await sign_in(client)
     answers = await walk(client, clock, tokens["refresh_token"], 5)
     clock.advance(60)
-    forgotten = await refresh(client, answers[0]["refresh_token"])  # seq 1; seqs 2-4 are kept
+    pruned = answers[0]["refresh_token"]  # seq 1; seqs 2-4 are kept
+    rows = await lineage(services, tokens["session_id"])
+    assert hash_refresh_token(pruned) not in {row.token_hash for row in rows}
+    assert refused(await refresh(client, pruned))
+    await assert_revoked_for_reuse(services, client, answers[-1])
+
+
+async def test_a_legacy_token_older_than_the_history_is_refused_without_revoking(
+    client: httpx.AsyncClient, services: Services, clock: Any
+) -> None:
+    tokens = await sign_in(client)
+    legacy = secrets.token_urlsafe(32)  # the format before the tags: 43 random characters
+    async with services.sessions() as db:
+        await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.session_id == tokens["session_id"])
+            .values(token_hash=hash_refresh_token(legacy))
+        )
+        await db.commit()
+    answers = await walk(client, clock, legacy, 5)
+    clock.advance(60)
+    forgotten = await refresh(client, legacy)  # seq 0; seqs 2-4 are kept
     assert forgotten.json() == {
         "error": "invalid_grant",
         "error_description": "The refresh token is not valid.",

@@ -24,6 +24,7 @@ from auth_service.passwords import PasswordService
 from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
+from auth_service.tokens import derive_refresh_key
 from gatepass.db import create_engine, create_sessionmaker
 from gatepass.httplayer import app_options, install_http_layer
 from gatepass.openapi import install_openapi
@@ -77,13 +78,23 @@ async def running(
             await migrate.upgrade(engine)
         sessionmaker = create_sessionmaker(engine)
         metrics = Metrics()
-        keys = KeyManager(settings, sessionmaker, load_kek(settings), clock, metrics)
+        kek = load_kek(settings)
+        keys = KeyManager(settings, sessionmaker, kek, clock, metrics)
         await keys.start()
         passwords = PasswordService(settings, metrics)
         await passwords.prepare()
         throttle = LoginThrottler(settings, sessionmaker, clock)
         services = Services(
-            settings, engine, sessionmaker, clock, metrics, keys, passwords, throttle, sleep=sleep
+            settings,
+            engine,
+            sessionmaker,
+            clock,
+            metrics,
+            keys,
+            passwords,
+            throttle,
+            sleep=sleep,
+            refresh_key=derive_refresh_key(kek),
         )
         if background:
             tasks.append(asyncio.create_task(keys.run_forever(), name="key-maintenance"))

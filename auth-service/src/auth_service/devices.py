@@ -11,8 +11,12 @@ detection, RFC 9700 §4.14.2) and a security event is recorded.
 Each step of a lineage runs under its session's row lock, after a shared lock on its user (see
 :mod:`auth_service.revocation`), so steps are taken one at a time on SQLite and PostgreSQL alike;
 the conditional UPDATEs that retire a live token let exactly one of two racing steps win even so.
-A session keeps only its newest ``refresh_history`` dead tokens: an older one presented is simply
-unknown (``invalid_grant``, nothing revoked).
+A session keeps only its newest ``refresh_history`` dead tokens (storage stays bounded), yet an
+older one is still recognised: every token carries its session and its place in the lineage under
+an HMAC tag (:mod:`auth_service.tokens`), so a token with a good tag, no row, and a place below the
+session's live token is a dead token of that session, and revokes it like any other. A token with a
+bad tag names nothing and revokes nothing. A legacy token (issued before tags, known by its hash
+only) whose row is pruned is simply unknown (``invalid_grant``, nothing revoked).
 """
 
 from __future__ import annotations
@@ -33,9 +37,12 @@ from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
 from auth_service.tokens import (
     AccessGrant,
+    InvalidRefreshToken,
+    RefreshTokenPlace,
     hash_refresh_token,
     new_id,
     new_refresh_token,
+    refresh_token_place,
     scopes_for,
     sign_access_token,
 )
@@ -54,11 +61,18 @@ class TokenPair:
 
 @dataclass(frozen=True)
 class _Found:
-    """A presented refresh token with its session (locked) and its user (share-locked)."""
+    """A presented refresh token with its session (locked) and its user (share-locked).
 
-    row: RefreshToken
+    ``row`` is None for a token whose tag vouches for a place (``seq``) below the session's live
+    token but whose row was pruned: a dead token of this session."""
+
+    row: RefreshToken | None
     session: DeviceSession
     user: User
+    seq: int
+
+
+_NOT_VALID = "The refresh token is not valid."
 
 
 def _grant_error(description: str) -> OAuthError:
@@ -112,7 +126,7 @@ async def _open(
         )
         db.add(session)
         await db.flush()
-        first, refresh_token = _new_link(session.id, 0, now)
+        first, refresh_token = _new_link(svc.refresh_key, session.id, 0, now)
         db.add(first)
         pair = _pair(
             svc,
@@ -127,9 +141,11 @@ async def _open(
     return pair
 
 
-def _new_link(session_id: str, seq: int, now: datetime) -> tuple[RefreshToken, str]:
+def _new_link(
+    refresh_key: bytes, session_id: str, seq: int, now: datetime
+) -> tuple[RefreshToken, str]:
     """A new live refresh token (row, and the token itself, which is never stored)."""
-    token = new_refresh_token()
+    token = new_refresh_token(refresh_key, session_id, seq)
     row = RefreshToken(
         id=new_id("rt"),
         session_id=session_id,
@@ -175,11 +191,15 @@ async def refresh(
 
     ``scope`` narrows the access token (``invalid_scope`` if it asks for anything the session's
     grant lacks); the new refresh token keeps the whole grant."""
+    try:
+        place = refresh_token_place(svc.refresh_key, token)  # before anything: a forgery stops here
+    except InvalidRefreshToken:
+        raise _grant_error(_NOT_VALID) from None
     key = await svc.keys.signing_key()
     token_hash = hash_refresh_token(token)
 
     async def attempt() -> TokenPair:
-        return await _refresh(svc, key, token_hash, client_id=client_id, ip=ip, scope=scope)
+        return await _refresh(svc, key, token_hash, place, client_id=client_id, ip=ip, scope=scope)
 
     pair = await revocation.after_cut_off(attempt, svc.sleep)
     svc.metrics.tokens_issued.labels("refresh_token").inc()
@@ -190,6 +210,7 @@ async def _refresh(
     svc: Services,
     key: SigningMaterial,
     token_hash: str,
+    place: RefreshTokenPlace | None,
     *,
     client_id: str | None,
     ip: str | None,
@@ -197,36 +218,44 @@ async def _refresh(
 ) -> TokenPair:
     now = svc.clock()
     async with svc.sessions() as db:
-        found = await _find_locked(db, token_hash)
+        found = await _find_locked(db, token_hash, place)
         if found is None:
-            raise _grant_error("The refresh token is not valid.")
+            raise _grant_error(_NOT_VALID)
         refusal = _refusal(svc, found, client_id, now)
         if refusal is not None:
             raise _grant_error(refusal)
-        retired = await _to_retire(db, found.row, now, svc.settings.refresh_reuse_grace)
-        if retired is not None:
-            pair = await _rotate(svc, db, key, found, retired, scope=scope, now=now)
-            if pair is not None:
-                await db.commit()
-                return pair
+        row = found.row
+        if row is not None:  # None: a pruned dead token, which can only be a copy
+            retired = await _to_retire(db, row, now, svc.settings.refresh_reuse_grace)
+            if retired is not None:
+                pair = await _rotate(
+                    svc, db, key, found, row, retired=retired, scope=scope, now=now
+                )
+                if pair is not None:
+                    await db.commit()
+                    return pair
         await _revoke_for_reuse(svc, db, found, ip=ip, now=now)
         await db.commit()
     raise _grant_error("The refresh token was already used; the session is revoked.")
 
 
-async def _find_locked(db: AsyncSession, token_hash: str) -> _Found | None:
+async def _find_locked(
+    db: AsyncSession, token_hash: str, place: RefreshTokenPlace | None
+) -> _Found | None:
     """The presented token's user (shared lock), then its session (locked: one step of a lineage
-    at a time), then the token itself, read after the locks so that it is current."""
-    ids = (
-        await db.execute(
-            select(DeviceSession.id, DeviceSession.user_id)
-            .join(RefreshToken, RefreshToken.session_id == DeviceSession.id)
-            .where(RefreshToken.token_hash == token_hash)
-        )
-    ).first()
-    if ids is None:
+    at a time), then the token itself, read after the locks so that it is current.
+
+    The session is the token row's, or, without a row, the one the token's verified tag names."""
+    session_id = await db.scalar(
+        select(RefreshToken.session_id).where(RefreshToken.token_hash == token_hash)
+    )
+    if session_id is None and place is not None:
+        session_id = place.session_id
+    if session_id is None:
         return None
-    session_id, user_id = ids
+    user_id = await db.scalar(select(DeviceSession.user_id).where(DeviceSession.id == session_id))
+    if user_id is None:
+        return None
     user = await revocation.user_to_sign_for(db, user_id)
     session = await db.scalar(
         select(DeviceSession)
@@ -239,9 +268,22 @@ async def _find_locked(db: AsyncSession, token_hash: str) -> _Found | None:
         .where(RefreshToken.token_hash == token_hash)
         .execution_options(populate_existing=True)
     )
-    if user is None or session is None or row is None:
+    if user is None or session is None:
         return None
-    return _Found(row, session, user)
+    if row is not None:
+        return _Found(row, session, user, row.seq)
+    if place is None or place.session_id != session.id:
+        return None  # a legacy token whose row is gone: unknown
+    live_seq = await db.scalar(
+        select(RefreshToken.seq).where(
+            RefreshToken.session_id == session.id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.superseded_at.is_(None),
+        )
+    )
+    if live_seq is None or place.seq >= live_seq:
+        return None  # not behind the live token: never issued as a dead link of this lineage
+    return _Found(None, session, user, place.seq)
 
 
 def _refusal(svc: Services, found: _Found, client_id: str | None, now: datetime) -> str | None:
@@ -287,16 +329,18 @@ async def _rotate(
     db: AsyncSession,
     key: SigningMaterial,
     found: _Found,
-    retired: RefreshToken,
+    row: RefreshToken,
     *,
+    retired: RefreshToken,
     scope: frozenset[str] | None,
     now: datetime,
 ) -> TokenPair | None:
-    """Retire ``retired``, issue its successor and sign; None if another step won the race."""
+    """Retire ``retired`` (``row``, the presented token, or its unused successor), issue its
+    successor and sign; None if another step won the race."""
     scopes = _access_scopes(found.user, svc, scope)
     revocation.check_cut_off(found.user, now)  # before any write: the attempt is tried again
-    new, refresh_token = _new_link(found.session.id, retired.seq + 1, now)
-    if not await _retire(db, found.row, retired, new.id, now):
+    new, refresh_token = _new_link(svc.refresh_key, found.session.id, retired.seq + 1, now)
+    if not await _retire(db, row, retired, new.id, now):
         return None
     db.add(new)  # after the retirement: the session never holds two live tokens
     await _prune(db, found.session.id, new.seq, svc.settings.refresh_history)
@@ -350,7 +394,8 @@ async def _retire_live(db: AsyncSession, token_id: str, **values: Any) -> bool:
 
 
 async def _prune(db: AsyncSession, session_id: str, newest: int, history: int) -> None:
-    """Keep the session's ``history`` newest dead tokens (for reuse detection), delete the rest."""
+    """Keep the session's ``history`` newest dead tokens, delete the rest: a deleted one is still
+    recognised by its tag (a legacy one no longer is)."""
     await db.execute(
         delete(RefreshToken)
         .where(
@@ -376,7 +421,11 @@ async def _revoke_for_reuse(
         user_id=session.user_id,
         session_id=session.id,
         ip=ip,
-        detail={"refresh_token_id": found.row.id},
+        detail=(
+            {"refresh_token_id": found.row.id}
+            if found.row is not None
+            else {"refresh_token_seq": found.seq, "pruned": True}
+        ),
     )
     svc.metrics.refresh_reuse.inc()
     log.warning(

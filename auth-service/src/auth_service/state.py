@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -30,6 +30,8 @@ class Services:
     passwords: PasswordService
     throttle: LoginThrottler
     sleep: Sleep = asyncio.sleep
+    # The refresh-token tag key (tokens.derive_refresh_key): required, and kept out of any repr.
+    refresh_key: bytes = field(kw_only=True, repr=False)
 
 
 def get_services(request: Request) -> Services:

@@ -1,18 +1,22 @@
-"""Access tokens (RFC 9068 JWTs) and refresh tokens (opaque, stored as hashes).
+"""Access tokens (RFC 9068 JWTs) and refresh tokens (opaque to clients, tagged, stored as hashes).
 
 An access token names its user by an opaque id only: anyone holding it can read its payload.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from auth_service.config import Settings
 from auth_service.keys import KeyManager, SigningMaterial
@@ -29,9 +33,75 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(16)}"
 
 
-def new_refresh_token() -> str:
-    """256 bits from the OS's CSPRNG, base64url: 43 characters."""
-    return secrets.token_urlsafe(32)
+# --- refresh tokens ------------------------------------------------------------------------------
+#
+# A refresh token is ``<session id>.<seq>.<nonce>.<tag>``: the session and the place in its lineage
+# it belongs to, 256 random bits, and ``tag = HMAC-SHA256(K, "<session id>.<seq>.<nonce>")``
+# (base64url), K derived from the key-encryption key (:func:`derive_refresh_key`). So a dead token
+# is recognised by its tag alone once its row is pruned, and nobody without K can name a session.
+# Tokens issued before this format (43 random base64url characters, no dot) are "legacy": they are
+# known by their stored hash only.
+
+REFRESH_KEY_INFO: Final = b"gatepass/auth/refresh-token-tag/v1"
+_SESSION_ID = re.compile(r"ses_[A-Za-z0-9_-]{1,64}")
+_SEQ = re.compile(r"0|[1-9][0-9]{0,9}")  # canonical decimal only: one spelling per seq
+_B64_256 = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, base64url without padding
+
+
+@dataclass(frozen=True)
+class RefreshTokenPlace:
+    """The session and the lineage position a refresh token's verified tag vouches for."""
+
+    session_id: str
+    seq: int
+
+
+class InvalidRefreshToken(Exception):
+    """A refresh token in the current format that is malformed or carries a bad tag."""
+
+
+def derive_refresh_key(kek: bytes) -> bytes:
+    """The refresh-token tag key: HKDF-SHA256 from the KEK, bound to its one use. Never logged."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=REFRESH_KEY_INFO)
+    return hkdf.derive(kek)
+
+
+def _tag(key: bytes, session_id: str, seq: str, nonce: str) -> str:
+    message = f"{session_id}.{seq}.{nonce}".encode("ascii")
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def new_refresh_token(key: bytes, session_id: str, seq: int) -> str:
+    """A refresh token for place ``seq`` of ``session_id``: 256 random bits (the OS's CSPRNG) and
+    the tag that vouches for the place; about 125 characters, URL-safe."""
+    if _SESSION_ID.fullmatch(session_id) is None or seq < 0:
+        raise ValueError("not a session id and lineage position")
+    nonce = secrets.token_urlsafe(32)
+    return f"{session_id}.{seq}.{nonce}.{_tag(key, session_id, str(seq), nonce)}"
+
+
+def refresh_token_place(key: bytes, token: str) -> RefreshTokenPlace | None:
+    """Where a refresh token belongs, its tag checked (in constant time); None for a legacy token.
+
+    Raises :class:`InvalidRefreshToken` for a token in the current format (it has a dot) that is
+    malformed or whose tag is not ours: such a token names nothing, so it can revoke nothing."""
+    if "." not in token:
+        return None
+    parts = token.split(".")
+    if len(parts) != 4:
+        raise InvalidRefreshToken
+    session_id, seq, nonce, tag = parts
+    if (
+        _SESSION_ID.fullmatch(session_id) is None
+        or _SEQ.fullmatch(seq) is None
+        or _B64_256.fullmatch(nonce) is None
+        or _B64_256.fullmatch(tag) is None
+    ):
+        raise InvalidRefreshToken
+    if not hmac.compare_digest(_tag(key, session_id, seq, nonce), tag):
+        raise InvalidRefreshToken
+    return RefreshTokenPlace(session_id, int(seq))
 
 
 def hash_refresh_token(token: str) -> str:
