@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from auth_service.config import Settings
 from auth_service.state import Services
+from auth_service.throttle import Throttled, address_key
 
 EMAIL = "owner@example.com"
 PASSWORD = "correct horse battery staple 42"
@@ -146,3 +147,66 @@ async def test_the_waiver_gives_each_failing_address_one_attempt_only(
         assert (await sprayer.post("/login", json=RIGHT)).status_code == 429
     async with client_from(app, OWNER_IP) as owner:
         assert (await owner.post("/login", json=RIGHT)).status_code == 200
+
+
+# -- what an address is ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("192.0.2.10", "192.0.2.10"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:192.0.2.10", "192.0.2.10"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_ipv6_address_counts_as_its_64_and_ipv4_as_itself(ip: str, key: str) -> None:
+    assert address_key(ip) == key
+
+
+async def test_a_64_rotating_addresses_gets_one_clean_attempt_not_one_per_address(
+    app: FastAPI, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The red team's bypass: each address of one /64 was clean, so each got its waived attempt
+    through a blocked account (and its own pair and address allowances)."""
+    monkeypatch.setattr(services.settings, "throttle_account_free", 3)
+    await sign_up(app)
+    await _spray(app, 3)  # the account is blocked
+    statuses = []
+    for host in range(1, 6):
+        async with client_from(app, f"2001:db8:66:1::{host}") as attacker:
+            statuses.append((await attacker.post("/login", json=WRONG)).status_code)
+    assert statuses == [401, 429, 429, 429, 429]
+    async with client_from(app, "2001:db8:10:1::1") as owner:  # another /64: clean
+        assert (await owner.post("/login", json=RIGHT)).status_code == 200
+
+
+async def test_signups_count_per_64_and_a_mapped_address_as_its_ipv4(
+    app: FastAPI, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.settings, "throttle_signup_free", 2)
+
+    async def signup_from(ip: str, n: int) -> int:
+        async with client_from(app, ip) as http:
+            body = {"email": f"user{n}@example.com", "password": PASSWORD}
+            return (await http.post("/signup", json=body)).status_code
+
+    # Two free, then the back-off (the clock stands still): the third, from a new host, waits.
+    assert [await signup_from(f"2001:db8:77:1::{n}", n) for n in range(3)] == [201, 201, 429]
+    assert await signup_from("2001:db8:77:2::1", 3) == 201  # another /64
+    assert [await signup_from("192.0.2.77", 4), await signup_from("192.0.2.77", 5)] == [201, 201]
+    assert await signup_from("::ffff:192.0.2.77", 6) == 429
+
+
+async def test_client_authentication_failures_count_per_64(services: Services) -> None:
+    free = services.settings.throttle_client_ip_free
+    for host in range(free):
+        ip = f"2001:db8:88:1::{host}"
+        assert await services.throttle.check_client(None, ip, lambda: False) is False
+    with pytest.raises(Throttled):
+        await services.throttle.check_client(None, "2001:db8:88:1::ffff", lambda: True)
+    assert await services.throttle.check_client(None, "2001:db8:88:2::1", lambda: True)

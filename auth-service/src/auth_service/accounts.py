@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -17,6 +18,7 @@ from auth_service.errors import (
     InvalidEmailError,
     InvalidRoleError,
     NotFoundError,
+    OverloadedError,
     TooManyAttemptsError,
     TooManySignupsError,
 )
@@ -60,9 +62,9 @@ async def signup(
     passes the policy counts against the address's signup allowance."""
     address = normalise_email(email)
     passwords.check_policy(password, svc.settings, email=address)
-    async with svc.passwords.admission() as hashing:
-        if ip is not None:
-            await _reserve_signup(svc, ip)
+    async with AsyncExitStack() as stack:
+        reservation = None if ip is None else await _reserve_signup(svc, ip)
+        hashing = await _hashing_place(svc, stack, reservation)
         password_hash = await hashing.hash(password)
     now = svc.clock()
     user = User(
@@ -87,9 +89,23 @@ async def signup(
     return user
 
 
-async def _reserve_signup(svc: Services, ip: str) -> None:
+async def _hashing_place(
+    svc: Services, stack: AsyncExitStack, reservation: Reservation | None
+) -> Hashing:
+    """A place in the hashing queue, held until ``stack`` closes, for an attempt the throttle has
+    already let through. When the queue is full the attempt was never checked: its reservation
+    is released before the 503, so an overload counts as no attempt at all."""
     try:
-        await svc.throttle.reserve_signup(ip)
+        return await stack.enter_async_context(svc.passwords.admission())
+    except OverloadedError:
+        if reservation is not None:
+            await svc.throttle.release(reservation)
+        raise
+
+
+async def _reserve_signup(svc: Services, ip: str) -> Reservation:
+    try:
+        return await svc.throttle.reserve_signup(ip)
     except Throttled as exc:
         svc.metrics.signups.labels("throttled").inc()
         raise TooManySignupsError(exc.retry_after) from exc
@@ -107,13 +123,16 @@ async def authenticate(svc: Services, email: str, password: str, ip: str) -> Use
     """Check a password. Unknown email and wrong password fail alike: the same hash work, the
     same counters written, the same answer.
 
-    The order matters: a place in the hashing queue first (a refusal costs nothing), then the
-    attempt is counted as a failure before the hash (so concurrent guesses cannot outrun the
-    throttle), and a correct password settles that count afterwards.
+    The order matters: the attempt is counted as a failure first (so concurrent guesses cannot
+    outrun the throttle, and a refused one never holds a place in the hashing queue: a flood
+    from a blocked address cannot crowd out anyone else), then a place in the queue is taken
+    (a full queue releases the count: a 503 is no failed password), and a correct password
+    settles the count afterwards.
     """
     key = login_key(email)
-    async with svc.passwords.admission() as hashing:
-        reservation = await _reserve_login(svc, key, ip)
+    reservation = await _reserve_login(svc, key, ip)
+    async with AsyncExitStack() as stack:
+        hashing = await _hashing_place(svc, stack, reservation)
         async with svc.sessions() as db:
             user = await db.scalar(select(User).where(User.email == key))
         ok = await hashing.verify(user.password_hash if user else None, password)

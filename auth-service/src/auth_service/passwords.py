@@ -20,8 +20,9 @@ Hashing is slow on purpose (about 0.2 s at the defaults) and memory-hungry, so i
 threads, at most ``max_concurrent_hashes`` at once. Callers wait for a slot in a bounded queue:
 when ``password_queue_size`` are already waiting, a new caller is refused at once (503 with
 ``Retry-After``, counted in ``gatepass_auth_password_queue_rejections_total``) instead of making
-everyone wait longer. A login takes its place in the queue before anything else, so a refused
-login costs no database write.
+everyone wait longer. A login or signup takes its place in the queue only once the throttle has
+let it through, so attempts the throttle refuses never crowd out anyone else; one then refused by
+a full queue gives its throttle count back (see :mod:`auth_service.accounts`).
 """
 
 from __future__ import annotations

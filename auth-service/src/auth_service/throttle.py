@@ -16,13 +16,18 @@ Logins count three:
 Signups count attempts per client address, and client authentication (``clients.py``) counts
 failures per client id (waived like the account rule) and per address.
 
+**An address** is an IPv4 address, or an IPv6 /64 (:func:`address_key`): one subscriber or LAN
+is usually handed a whole /64, so counting its addresses one by one would give an attacker
+unlimited clean addresses. An IPv4-mapped IPv6 address counts as its IPv4 address.
+
 **Reserve, then check.** A login counts as a failure *before* its password is hashed, in one
 transaction that locks the counters (rows created if missing, locked in key order: SQLite takes
 its write lock at BEGIN, PostgreSQL row locks). Concurrent attempts therefore queue on the
 counters: once the allowance is used up, the rest are refused without reaching argon2. A correct
 password then settles the reservation: it clears the account's counters and gives the address its
-attempt back. A client secret is cheap to compare, so it is compared inside the locked
-transaction itself.
+attempt back. An attempt refused after its reservation without checking the password (the hashing
+queue was full) releases it: every counter it touched gets its attempt back. A client secret is
+cheap to compare, so it is compared inside the locked transaction itself.
 
 Failures older than ``throttle_window`` are forgotten. No lock is permanent. Counters live in the
 database so every replica sees them, keyed by a hash rather than the email address or client id.
@@ -31,6 +36,7 @@ database so every replica sees them, keyed by a hash rather than the email addre
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,12 +87,30 @@ class _Mark:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A login attempt counted as a failure ahead of its check; settled if the password is right."""
+    """An attempt counted ahead of its check (a login as a failure, on its pair, address and
+    account counters in that order; a signup on its address counter). A login is settled if the
+    password is right; either is released if it is refused before the check."""
 
-    pair_key: str
-    ip_key: str
-    account_key: str
-    ip_mark: _Mark
+    marks: tuple[_Mark, ...]
+
+
+_IPV6_PREFIX = 64
+
+
+def address_key(ip: str) -> str:
+    """What the per-address counters count: an IPv4 address, or the /64 of an IPv6 address (an
+    IPv4-mapped one counts as its IPv4 address). Anything else (``unknown``) is kept as given."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        host_bits = address.max_prefixlen - _IPV6_PREFIX
+        network = ipaddress.IPv6Address(int(address) >> host_bits << host_bits)
+        return f"{network}/{_IPV6_PREFIX}"
+    return str(address)
 
 
 def _digest(*parts: str) -> str:
@@ -134,9 +158,10 @@ class LoginThrottler:
 
     def _login_rules(self, email: str, ip: str) -> tuple[Rule, Rule, Rule]:
         s = self._s
+        address = address_key(ip)
         return (
-            Rule("p:" + _digest(email, ip), s.throttle_pair_free, s.throttle_max_delay),
-            Rule("i:" + _digest(ip), s.throttle_ip_free, s.throttle_max_delay),
+            Rule("p:" + _digest(email, address), s.throttle_pair_free, s.throttle_max_delay),
+            Rule("i:" + _digest(address), s.throttle_ip_free, s.throttle_max_delay),
             Rule(
                 "a:" + _digest(email),
                 s.throttle_account_free,
@@ -146,11 +171,13 @@ class LoginThrottler:
         )
 
     def _signup_rule(self, ip: str) -> Rule:
-        return Rule("s:" + _digest(ip), self._s.throttle_signup_free, self._s.throttle_max_delay)
+        s = self._s
+        return Rule("s:" + _digest(address_key(ip)), s.throttle_signup_free, s.throttle_max_delay)
 
     def _client_rules(self, client_id: str | None, ip: str) -> list[Rule]:
         s = self._s
-        rules = [Rule("ci:" + _digest(ip), s.throttle_client_ip_free, s.throttle_max_delay)]
+        address = address_key(ip)
+        rules = [Rule("ci:" + _digest(address), s.throttle_client_ip_free, s.throttle_max_delay)]
         if client_id is not None:  # only configured clients: unknown ids make no rows
             rules.append(
                 Rule(
@@ -168,26 +195,37 @@ class LoginThrottler:
         """Count this attempt as a failure now, or raise :class:`Throttled` (nothing counted)."""
         rules = self._login_rules(email, ip)
         marks = await self._reserve(rules)
-        pair, ip_rule, account = rules
-        return Reservation(pair.key, ip_rule.key, account.key, marks[ip_rule.key])
+        return Reservation(tuple(marks[rule.key] for rule in rules))
 
     async def login_succeeded(self, reservation: Reservation) -> None:
         """A correct password: clear the account's counters, give the address its attempt back."""
+        pair, address, account = reservation.marks
         now = self._clock()
-        keys = [reservation.pair_key, reservation.ip_key, reservation.account_key]
         async with self._sessions() as db:
-            rows = await _locked(db, keys, now)
-            for key in (reservation.pair_key, reservation.account_key):
+            rows = await _locked(db, [pair.key, address.key, account.key], now)
+            for key in (pair.key, account.key):
                 rows[key].failures = 0
                 rows[key].blocked_until = None
-            self._refund(rows[reservation.ip_key], reservation.ip_mark)
+            self._refund(rows[address.key], address)
+            await db.commit()
+
+    async def release(self, reservation: Reservation) -> None:
+        """The attempt was refused before its check (the hashing queue was full): give every
+        counter it touched its attempt back, so the refusal counts as nothing."""
+        now = self._clock()
+        async with self._sessions() as db:
+            rows = await _locked(db, [mark.key for mark in reservation.marks], now)
+            for mark in reservation.marks:
+                self._refund(rows[mark.key], mark)
             await db.commit()
 
     # -- signups -------------------------------------------------------------------------------
 
-    async def reserve_signup(self, ip: str) -> None:
+    async def reserve_signup(self, ip: str) -> Reservation:
         """Count one signup attempt from ``ip``, or raise :class:`Throttled`."""
-        await self._reserve([self._signup_rule(ip)])
+        rule = self._signup_rule(ip)
+        marks = await self._reserve([rule])
+        return Reservation((marks[rule.key],))
 
     # -- client authentication -----------------------------------------------------------------
 
