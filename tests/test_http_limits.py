@@ -54,6 +54,8 @@ def start(
             "GATEPASS_AUTH_ENVIRONMENT": "development",
             "GATEPASS_AUTH_ARGON2_MEMORY_COST": "8192",
         }
+    else:  # production mode, the default http issuer on loopback
+        env |= {f"{prefix}ALLOW_HTTP_ISSUER": "true"}
     process = ServiceProcess(
         service,
         [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)],

@@ -9,6 +9,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from gatepass import EdgeAuthSettings, edge_auth_settings
+from gatepass.service import EdgeServiceSettings
+from gatepass.settings import ConfigError
 
 
 def test_read_with_a_given_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -64,3 +66,46 @@ def test_the_audience_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEPASS_EDGE_AUDIENCE", raising=False)
     with pytest.raises(ValidationError):
         edge_auth_settings("GATEPASS_EDGE_")
+
+
+class DemoServiceSettings(EdgeServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEPASS_DEMO_", extra="ignore")
+    audience: str = "demo"
+
+
+def test_an_edge_in_production_refuses_an_http_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its keys would come over plain http: anyone on the path could forge tokens."""
+    monkeypatch.setenv("GATEPASS_DEMO_ISSUER", "http://auth.internal.test:8000")
+    settings = DemoServiceSettings()
+    assert settings.environment == "production"
+    with pytest.raises(ConfigError) as refused:
+        settings.check_production()
+    message = str(refused.value)
+    assert "GATEPASS_DEMO_ISSUER must be an https URL in production" in message
+    assert "GATEPASS_DEMO_ALLOW_HTTP_ISSUER=true" in message
+    assert "auth.internal.test" not in message  # a setting's value is never echoed
+
+
+def test_the_default_issuer_is_refused_in_production() -> None:
+    with pytest.raises(ConfigError):
+        DemoServiceSettings().check_production()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GATEPASS_DEMO_ISSUER": "https://auth.example.test"},
+        {"GATEPASS_DEMO_ISSUER": "http://auth:8000", "GATEPASS_DEMO_ALLOW_HTTP_ISSUER": "true"},
+        {
+            "GATEPASS_DEMO_ISSUER": "http://127.0.0.1:8000",
+            "GATEPASS_DEMO_ENVIRONMENT": "development",
+        },
+    ],
+    ids=["https", "allowed", "development"],
+)
+def test_an_https_issuer_an_allowed_one_or_development_starts(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    DemoServiceSettings().check_production()  # raises nothing

@@ -18,6 +18,7 @@ from gatepass.settings import ConfigError
 class DemoSettings(EdgeServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEPASS_DEMO_", extra="ignore")
     audience: str = "demo"
+    issuer: str = "https://auth.example.test"  # production mode (the default) wants https
 
 
 class Served:
@@ -114,6 +115,24 @@ def test_a_start_up_check_that_refuses_is_one_message_and_exit_2(
     assert served.app is None  # nothing listened
 
 
+def test_an_http_issuer_in_production_is_one_message_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The runner applies the settings' own production check, with no ``check`` passed."""
+    monkeypatch.setenv("GATEPASS_DEMO_ISSUER", "http://auth.internal.test")
+    served = Served()
+    with pytest.raises(SystemExit) as exited:
+        run_service(demo_app, DemoSettings, prog="gatepass-demo", port=8009, argv=[], serve=served)
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("gatepass-demo: GATEPASS_DEMO_ISSUER must be an https URL")
+    assert "GATEPASS_DEMO_ALLOW_HTTP_ISSUER=true" in stderr
+    assert "auth.internal.test" not in stderr
+    assert served.app is None  # nothing listened
+    monkeypatch.setenv("GATEPASS_DEMO_ALLOW_HTTP_ISSUER", "true")
+    assert run([]).app == ("app for", "demo")
+
+
 def test_a_value_that_does_not_parse_is_named_not_echoed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -163,7 +182,9 @@ async def app(scope, receive, send):
 
 
 def settings():
-    return EdgeServiceSettings(audience="demo", _env_prefix="GATEPASS_DEMO_")
+    return EdgeServiceSettings(
+        audience="demo", issuer="https://auth.example.test", _env_prefix="GATEPASS_DEMO_"
+    )
 
 
 run_service(lambda s: app, settings, prog="gatepass-demo", port=8009)

@@ -82,6 +82,7 @@ class EdgeLauncher:
         port = port or free_port()
         env = {
             f"{edge.prefix}ISSUER": f"http://127.0.0.1:{self._auth_port}",
+            f"{edge.prefix}ALLOW_HTTP_ISSUER": "true",  # production mode, plain http on loopback
             f"{edge.prefix}DATA_DIR": str(self._tmp_path / f"{name}-data"),
             **edge_settings(edge, extra_env or {}),
         }

@@ -32,14 +32,13 @@ class ConfigError(ServiceConfigError):
 
 
 class Settings(ServiceSettings):
-    # ENVIRONMENT, API_DOCS, LOG_LEVEL, LOG_JSON, MAX_BODY_BYTES, TRUSTED_PROXIES and the HTTP
-    # server's limits come from ServiceSettings (shared with the edges).
+    # ENVIRONMENT, ALLOW_HTTP_ISSUER, API_DOCS, LOG_LEVEL, LOG_JSON, MAX_BODY_BYTES,
+    # TRUSTED_PROXIES and the HTTP server's limits come from ServiceSettings (shared with the
+    # edges). ALLOW_HTTP_ISSUER: an http issuer in production, said outright, only where no TLS
+    # exists at all (a compose stack on one machine); behind TLS the issuer is https anyway.
     model_config = SettingsConfigDict(env_prefix="GATEPASS_AUTH_", extra="ignore")
 
     issuer: str = "http://127.0.0.1:8000"
-    # An http issuer in production, said outright: only where no TLS exists at all (a compose
-    # stack on one machine). Behind TLS termination the issuer is the public https URL anyway.
-    allow_http_issuer: bool = False
     data_dir: Path = Path("./data")
     database_url: str | None = None
     auto_migrate: bool = True
@@ -156,9 +155,7 @@ class Settings(ServiceSettings):
                 "no key-encryption key: set GATEPASS_AUTH_KEK_FILE (or GATEPASS_AUTH_KEK), "
                 "or GATEPASS_AUTH_ENVIRONMENT=development to generate one into the data folder"
             )
-        if not self.issuer.startswith("https://") and not self.allow_http_issuer:
-            raise ConfigError(
-                "GATEPASS_AUTH_ISSUER must be an https URL in production "
-                f"(got {self.issuer!r}); set GATEPASS_AUTH_ENVIRONMENT=development for local use, "
-                "or GATEPASS_AUTH_ALLOW_HTTP_ISSUER=true on a private network without TLS"
-            )
+        try:
+            self.check_issuer(self.issuer)  # the rule every gatepass service shares
+        except ServiceConfigError as exc:
+            raise ConfigError(str(exc)) from None  # this service's own error, as callers expect

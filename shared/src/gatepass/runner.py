@@ -7,7 +7,8 @@
 
 ``--host`` (default 127.0.0.1) and ``--port`` pick where it listens. Settings the environment gets
 wrong are one message on stderr and exit code 2, before anything listens: a value that does not
-parse, and whatever the service's own start-up ``check`` refuses (it raises
+parse, what the settings' own ``check_production`` refuses (an http issuer in production, say),
+and whatever the service's own start-up ``check`` refuses (both raise
 :class:`gatepass.settings.ConfigError`). The message names the setting, never its value: some
 are secrets. Logs go through :func:`gatepass.logs.configure_logging` (uvicorn's own access log is
 off: it prints query strings, where some clients put tokens); uvicorn still says ``Uvicorn
@@ -69,6 +70,7 @@ def run_service(
     """
     args = _parse_args(argv, prog=prog, port=port, description=description)
     settings = _load(load_settings, prog)
+    _check(_production, settings, prog)
     if check is not None:
         _check(check, settings, prog)
     configure_logging(settings.log_level, json_logs=settings.log_json)
@@ -101,6 +103,10 @@ def _load(load_settings: Callable[[], SettingsT], prog: str) -> SettingsT:
         return load_settings()
     except (ValidationError, SettingsSourceError) as exc:
         _fail(prog, "invalid settings:\n" + describe_settings_error(exc))
+
+
+def _production(settings: ServiceSettings) -> None:
+    settings.check_production()
 
 
 def _check(check: Callable[[SettingsT], object], settings: SettingsT, prog: str) -> None:

@@ -71,6 +71,11 @@ class EdgeServiceSettings(EdgeAuthSettings, ServiceSettings):
     data_dir: Path = Path("./data")
     database_url: str | None = None
 
+    def check_production(self) -> None:
+        """An edge refuses an http issuer in production (its keys would come over plain http)."""
+        super().check_production()
+        self.check_issuer(self.issuer)
+
     @model_validator(mode="after")
     def _token_fits_in_headers(self) -> Self:
         """A token travels in a header: the header limit must leave room for the largest one."""

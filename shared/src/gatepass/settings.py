@@ -46,13 +46,17 @@ class ServiceSettings(BaseSettings):
     """How a gatepass service runs: the auth service and every edge, each with its own prefix.
 
     ``environment`` decides defaults that differ between a developer's machine and production
-    (here: the API docs); ``trusted_proxies`` the only peers whose ``X-Forwarded-For`` is read;
-    the rest bounds what one connection may cost the HTTP server (:mod:`gatepass.server`).
+    (here: the API docs) and what production refuses (:meth:`check_production`, which the runner
+    calls before anything listens); ``trusted_proxies`` the only peers whose ``X-Forwarded-For``
+    is read; the rest bounds what one connection may cost the HTTP server
+    (:mod:`gatepass.server`).
     """
 
     model_config = SettingsConfigDict(extra="ignore")
 
     environment: Environment = "production"
+    # An http issuer in production: only on a private network without TLS (see check_issuer).
+    allow_http_issuer: bool = False
     # /docs, /redoc and /openapi.json: None means on in development, off in production.
     api_docs: bool | None = None
     log_level: LogLevel = "INFO"
@@ -95,6 +99,23 @@ class ServiceSettings(BaseSettings):
     def docs_enabled(self) -> bool:
         """``/docs``, ``/redoc``, ``/openapi.json``: as set, else only in development."""
         return self.is_development if self.api_docs is None else self.api_docs
+
+    def check_production(self) -> None:
+        """Raise :class:`ConfigError` for settings only a developer's machine may have. The
+        runner calls it before anything listens; a service with more to refuse extends it."""
+
+    def check_issuer(self, issuer: str) -> None:
+        """In production the issuer must be https unless ``ALLOW_HTTP_ISSUER`` is set (a private
+        network without TLS): over plain http, anyone on the path can hand out their own keys
+        (an edge fetches the issuer's JWKS) and so forge tokens."""
+        if self.is_development or self.allow_http_issuer or issuer.startswith("https://"):
+            return
+        prefix = self.model_config.get("env_prefix", "")
+        raise ConfigError(
+            f"{prefix}ISSUER must be an https URL in production; set {prefix}ENVIRONMENT="
+            f"development for local use, or {prefix}ALLOW_HTTP_ISSUER=true on a private network "
+            "without TLS"
+        )
 
 
 def proxy_networks(entries: Iterable[object]) -> tuple[IPNetwork, ...]:
