@@ -5,6 +5,7 @@
   test when there is none, or fails it when ``GATEPASS_REQUIRE_POSTGRES=1`` (CI), so a missing
   server cannot pass unnoticed there.
 - ``postgres_url`` (function): the SQLAlchemy URL of a fresh, empty database, dropped afterwards.
+- ``database_url`` (function, parametrised): ``None`` (SQLite), then a ``postgres_url``.
 - ``auth_port``, ``auth_env``: where this test's auth service listens and its settings
   (development mode, fresh data folder, cheap argon2 so tests do not wait on hashing).
 - ``start_auth``: a :class:`ServiceFactory` that starts ``python -m auth_service`` and waits
@@ -101,6 +102,16 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each test twice: ``None`` (SQLite in the service's data folder), then a fresh PostgreSQL
+    database, for in-process apps whose behaviour must hold on both."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

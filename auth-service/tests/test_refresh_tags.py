@@ -14,10 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from refresh_helpers import (
+    refresh,
+    refused,
+    reuse_events,
+    sign_in,
+)
+from sqlalchemy import select, update
 
 from auth_service.keys import load_kek
-from auth_service.models import RefreshToken, RevocationEvent, SecurityEvent
+from auth_service.models import RefreshToken, RevocationEvent
 from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
 from auth_service.tokens import (
@@ -28,25 +34,7 @@ from auth_service.tokens import (
     refresh_token_place,
 )
 
-PASSWORD = "correct horse battery staple 42"
 NOT_VALID = {"error": "invalid_grant", "error_description": "The refresh token is not valid."}
-
-
-async def sign_in(client: httpx.AsyncClient, email: str = "ann@example.com") -> dict[str, Any]:
-    signed_up = await client.post("/signup", json={"email": email, "password": PASSWORD})
-    assert signed_up.status_code == 201, signed_up.text
-    login = await client.post("/login", json={"email": email, "password": PASSWORD})
-    assert login.status_code == 200, login.text
-    body: dict[str, Any] = login.json()
-    return body
-
-
-async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await client.post("/token", data={"grant_type": "refresh_token", "refresh_token": token})
-
-
-def refused(response: httpx.Response) -> bool:
-    return response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
 async def stored_hashes(services: Services, session_id: str) -> set[str]:
@@ -55,19 +43,6 @@ async def stored_hashes(services: Services, session_id: str) -> set[str]:
             select(RefreshToken.token_hash).where(RefreshToken.session_id == session_id)
         )
         return set(rows)
-
-
-async def reuse_events(services: Services, session_id: str) -> int:
-    async with services.sessions() as db:
-        count = await db.scalar(
-            select(func.count())
-            .select_from(SecurityEvent)
-            .where(
-                SecurityEvent.kind == "refresh_token_reuse",
-                SecurityEvent.session_id == session_id,
-            )
-        )
-        return int(count or 0)
 
 
 async def revoked_reason(services: Services, session_id: str) -> str | None:

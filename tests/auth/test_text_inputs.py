@@ -60,15 +60,6 @@ class Auth:
         return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """``None``: SQLite in the data folder; else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 async def auth(tmp_path: Path, database_url: str | None) -> AsyncIterator[Auth]:
     settings = Settings(

@@ -59,14 +59,6 @@ class Auth:
         return value
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 async def auth(tmp_path: Path, database_url: str | None) -> AsyncIterator[Auth]:
     settings = Settings(

@@ -33,15 +33,6 @@ MAIL = "mail:read mail:send"
 VIDEO = "video:read video:upload video:delete"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """``None``: SQLite in the data folder; else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
 def issuer() -> FakeIssuer:
     return FakeIssuer(clock=time.time)
