@@ -23,15 +23,14 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.app import create_app, running
-from auth_service.config import Settings
 from auth_service.migrate import MIGRATIONS
 from auth_service.models import RefreshToken, SecurityEvent
 from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
 from auth_service.tokens import hash_refresh_token
 from gatepass.db import alembic_config, create_engine
+from tests.support.inprocess import BASE_URL, auth_settings
 
-BASE_URL = "http://auth.test"
 PASSWORD = "correct horse battery staple 42"
 CONCURRENT = 20
 
@@ -48,14 +47,9 @@ class Auth:
 
 @pytest.fixture
 async def auth(tmp_path: Path, database_url: str | None) -> AsyncIterator[Auth]:
-    settings = Settings(
-        environment="development",
-        issuer=BASE_URL,
-        data_dir=tmp_path / "auth-data",
-        database_url=database_url,
-        argon2_time_cost=1,
-        argon2_memory_cost=8192,
-        argon2_parallelism=1,
+    settings = auth_settings(
+        tmp_path,
+        database_url,
         refresh_reuse_grace=300,  # real time here: the races end long before the window does
     )
     app = create_app(settings)

@@ -24,12 +24,11 @@ from sqlalchemy import func, select, text
 
 from auth_service import accounts
 from auth_service.app import create_app, running
-from auth_service.config import Settings
 from auth_service.models import RevocationEvent, SecurityEvent, User
 from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
+from tests.support.inprocess import BASE_URL, auth_settings
 
-BASE_URL = "http://auth.test"
 PASSWORD = "correct horse battery staple 42"
 AUDIT_DOWN = "audit store unavailable"
 
@@ -62,15 +61,7 @@ class Auth:
 
 @pytest.fixture
 async def auth(tmp_path: Path, database_url: str | None) -> AsyncIterator[Auth]:
-    settings = Settings(
-        environment="development",
-        issuer=BASE_URL,
-        data_dir=tmp_path / "auth-data",
-        database_url=database_url,
-        argon2_time_cost=1,
-        argon2_memory_cost=8192,
-        argon2_parallelism=1,
-    )
+    settings = auth_settings(tmp_path, database_url)
     clock = FakeClock()
     async with running(settings, clock, background=False, sleep=clock.sleep) as svc:
         app = create_app(settings, clock=clock)

@@ -22,10 +22,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from auth_service.app import create_app, running
-from auth_service.config import Settings
 from auth_service.state import Services
+from tests.support.inprocess import BASE_URL, auth_settings
 
-BASE_URL = "http://auth.test"
 EMAIL = "owner@example.com"
 PASSWORD = "correct horse battery staple 42"
 BURST = 40
@@ -61,14 +60,9 @@ class Auth:
 
 @pytest.fixture
 async def auth(tmp_path: Path, database_url: str | None) -> AsyncIterator[Auth]:
-    settings = Settings(
-        environment="development",
-        issuer=BASE_URL,
-        data_dir=tmp_path / "auth-data",
-        database_url=database_url,
-        argon2_time_cost=1,
-        argon2_memory_cost=8192,
-        argon2_parallelism=1,
+    settings = auth_settings(
+        tmp_path,
+        database_url,
         password_queue_size=200,  # room for the whole burst: this is about the throttle
         introspection_clients={"mail": SecretStr("mail-secret-for-tests")},
     )
