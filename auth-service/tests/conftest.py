@@ -8,7 +8,8 @@ file, and a clock the test moves. No process, no port, no sleep.
 - ``services``: :class:`auth_service.state.Services`, started (migrations, keys, dummy hash) with
   no background loops.
 - ``app``, ``client``: the FastAPI app and an ``httpx.AsyncClient`` on it through
-  ``ASGITransport`` (client address 127.0.0.1; ``client_at(app, "10.0.0.9")`` for another).
+  ``ASGITransport`` (client address 127.0.0.1; ``asgi_clients.client_from(app, "10.0.0.9")``
+  for another).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_clients import BASE_URL, client_from
 from fastapi import FastAPI
 
 from auth_service.app import create_app, running
@@ -29,7 +31,6 @@ from auth_service.config import Settings
 from auth_service.state import Services
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
-BASE_URL = "http://auth.test"
 
 
 class FakeClock:
@@ -65,12 +66,6 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def client_at(app: FastAPI, ip: str = "127.0.0.1") -> httpx.AsyncClient:
-    """A client of ``app`` whose requests come from ``ip``."""
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -102,5 +97,5 @@ def app(auth_settings: Settings, clock: FakeClock, services: Services) -> FastAP
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_at(app) as http:
+    async with client_from(app) as http:
         yield http

@@ -15,6 +15,7 @@ from urllib.parse import quote_plus
 
 import httpx
 import pytest
+from asgi_clients import client_from
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 
@@ -36,11 +37,6 @@ def auth_settings(auth_settings: Settings) -> Settings:
             "introspection_clients": {"mail": SecretStr(MAIL_SECRET)},
         }
     )
-
-
-def client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://auth.test")
 
 
 def basic(client_id: str, secret: str, *, encode: bool = True) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_clients import client_from
 from fastapi import FastAPI
 from sqlalchemy import event, select
 
@@ -96,11 +97,6 @@ async def attempt(
     response = await http.post("/login", json={"email": email, "password": WRONG})
     recorder.start()  # stop recording before reading the table again
     return answer(response), trace, changed(before, await counters(services))
-
-
-def client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://auth.test")
 
 
 async def test_unknown_email_and_wrong_password_do_the_same_work(

@@ -12,8 +12,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import httpx
 import pytest
+from asgi_clients import client_from
 from fastapi import FastAPI
 
 from auth_service.config import Settings
@@ -40,11 +40,6 @@ class MovableClock(Protocol):
 def auth_settings(auth_settings: Settings) -> Settings:
     # Room in the hashing queue for every concurrent request: this file is about the throttle.
     return auth_settings.model_copy(update={"password_queue_size": 200})
-
-
-def client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://auth.test")
 
 
 def hashes(services: Services) -> float:

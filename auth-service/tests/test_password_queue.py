@@ -12,8 +12,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-import httpx
 import pytest
+from asgi_clients import client_from
 from fastapi import FastAPI
 
 from auth_service.config import Settings
@@ -30,11 +30,6 @@ def auth_settings(auth_settings: Settings) -> Settings:
     return auth_settings.model_copy(
         update={"max_concurrent_hashes": HASHING, "password_queue_size": QUEUE}
     )
-
-
-def client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://auth.test")
 
 
 class HeldHasher:

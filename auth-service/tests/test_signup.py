@@ -9,6 +9,7 @@ from typing import Protocol
 
 import httpx
 import pytest
+from asgi_clients import client_from
 from fastapi import FastAPI
 
 from auth_service.config import Settings
@@ -26,11 +27,6 @@ class MovableClock(Protocol):
 @pytest.fixture
 def auth_settings(auth_settings: Settings) -> Settings:
     return auth_settings.model_copy(update={"throttle_signup_free": 3})
-
-
-def client_from(app: FastAPI, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://auth.test")
 
 
 @pytest.fixture
