@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import get_default_algorithms
 
 from gatepass import StaticKeySet, TokenCache, Verifier
-from gatepass._b64 import b64url_decode
+from gatepass.core._b64 import b64url_decode
 
 ISSUER = "https://auth.bench.test"
 AUDIENCE = "mail"

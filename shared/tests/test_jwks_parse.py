@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from gatepass.jwks import (
+from gatepass.core.jwks import (
     EdDsaKey,
     Es256Key,
     JwksError,

@@ -507,7 +507,7 @@ async def test_a_corrupt_copy_is_ignored_with_a_warning(
     path = tmp_path / "lkg.json"
     path.write_bytes(content)
     issuer.fail_with = 503
-    with caplog.at_level(logging.WARNING, logger="gatepass.jwks"):
+    with caplog.at_level(logging.WARNING, logger="gatepass.core.jwks"):
         async with (
             issuer.client() as client,
             make_keyset(client, issuer, clock, snapshot_path=path) as keyset,
@@ -554,7 +554,7 @@ async def test_an_unwritable_copy_is_only_a_warning(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger="gatepass.jwks"):
+    with caplog.at_level(logging.WARNING, logger="gatepass.core.jwks"):
         async with make_keyset(client, issuer, clock, snapshot_path=blocker / "lkg.json") as ks:
             assert ks.usable()
     assert "cannot write" in caplog.text

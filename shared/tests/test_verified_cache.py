@@ -17,9 +17,9 @@ from gatepass import (
     TokenCache,
     Verifier,
 )
-from gatepass.jwks import Es256Key
+from gatepass.core.jwks import Es256Key
+from gatepass.core.tokencache import token_digest
 from gatepass.testing import FakeIssuer, ManualClock
-from gatepass.tokencache import token_digest
 
 
 @pytest.fixture

@@ -3,20 +3,22 @@
 What every service shares: RFC 9457 problem details (:mod:`gatepass.problems`), structured logs
 with a request id (:mod:`gatepass.logs`) and a body-size limit (:mod:`gatepass.limits`).
 
-And what every edge uses to verify access tokens locally, without calling the auth service:
+And what every edge uses to verify access tokens locally, without calling the auth service: the
+framework-free token contract of :mod:`gatepass.core`, re-exported here, and its FastAPI layer,
+imported only when first used:
 
-- :mod:`gatepass.keyset`: the issuer's JWKS, followed in the background (:class:`RemoteKeySet`);
-- :mod:`gatepass.verifier`: strict verification into an :class:`AccessPrincipal`;
-- :mod:`gatepass.tokencache`: already-verified tokens, so a hot token skips the signature math;
+- :mod:`gatepass.core`: the JWKS key set, the verifier, the verified-token cache, the error tree;
 - :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, RFC 6750 answers;
 - :mod:`gatepass.routing`: ``GatepassRoute``, which checks those at the door, before FastAPI's
   dependency resolution (faster, and before the body is read);
 - :mod:`gatepass.settings`: ``EdgeAuthSettings``, read with each edge's own prefix;
-- :mod:`gatepass.errors`: the error tree (401 branch, 503 branch), each error with a code.
 """
 
-from gatepass.bearer import BearerHeader, BearerHeaderOrCookie, PresentedToken, TokenSource
-from gatepass.errors import (
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, PresentedToken, TokenSource
+from gatepass.core.errors import (
     AccessDeniedError,
     BadSignatureError,
     ClaimError,
@@ -41,18 +43,53 @@ from gatepass.errors import (
     WrongIssuerError,
     WrongTypeError,
 )
-from gatepass.fastapi import EdgeAuth, Principal, current_principal, edge_auth, require_scopes
-from gatepass.jwks import ParsedJwks, VerificationKey, parse_jwks
-from gatepass.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
-from gatepass.limits import BodySizeLimitMiddleware
-from gatepass.logs import RequestContextMiddleware, configure_logging, request_id_var
-from gatepass.principal import AccessPrincipal
-from gatepass.problems import ProblemError, install_problem_handlers, problem_response
-from gatepass.routing import GatepassRoute
-from gatepass.settings import EdgeAuthSettings, edge_auth_settings
-from gatepass.stats import AuthStats, KeySetState, register_metrics
-from gatepass.tokencache import TokenCache
-from gatepass.verifier import Check, Verifier
+from gatepass.core.jwks import ParsedJwks, VerificationKey, parse_jwks
+from gatepass.core.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
+from gatepass.core.principal import AccessPrincipal
+from gatepass.core.stats import AuthStats, KeySetState
+from gatepass.core.tokencache import TokenCache
+from gatepass.core.verifier import Check, Verifier
+
+# The FastAPI layer, imported on first use (PEP 562) so that ``import gatepass`` stays as light as
+# ``import gatepass.core``: a command-line tool or a worker that only verifies never loads FastAPI.
+_LAZY = {
+    "BodySizeLimitMiddleware": "gatepass.limits",
+    "EdgeAuth": "gatepass.fastapi",
+    "EdgeAuthSettings": "gatepass.settings",
+    "GatepassRoute": "gatepass.routing",
+    "Principal": "gatepass.fastapi",
+    "ProblemError": "gatepass.problems",
+    "RequestContextMiddleware": "gatepass.logs",
+    "configure_logging": "gatepass.logs",
+    "current_principal": "gatepass.fastapi",
+    "edge_auth": "gatepass.fastapi",
+    "edge_auth_settings": "gatepass.settings",
+    "install_problem_handlers": "gatepass.problems",
+    "problem_response": "gatepass.problems",
+    "register_metrics": "gatepass.stats",
+    "request_id_var": "gatepass.logs",
+    "require_scopes": "gatepass.fastapi",
+}
+
+if TYPE_CHECKING:
+    from gatepass.fastapi import EdgeAuth, Principal, current_principal, edge_auth, require_scopes
+    from gatepass.limits import BodySizeLimitMiddleware
+    from gatepass.logs import RequestContextMiddleware, configure_logging, request_id_var
+    from gatepass.problems import ProblemError, install_problem_handlers, problem_response
+    from gatepass.routing import GatepassRoute
+    from gatepass.settings import EdgeAuthSettings, edge_auth_settings
+    from gatepass.stats import register_metrics
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gatepass' has no attribute {name!r}")
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AccessDeniedError",

@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 
 from gatepass import ops
+from gatepass.core.verifier import Check
 from gatepass.fastapi import EdgeAuth
 from gatepass.httplayer import app_options, install_http_layer
 from gatepass.openapi import install_openapi
@@ -50,7 +51,6 @@ from gatepass.service import (
     open_database,
     service_of,
 )
-from gatepass.verifier import Check
 
 __all__ = ["edge_app"]
 

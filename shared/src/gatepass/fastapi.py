@@ -31,9 +31,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client.registry import CollectorRegistry
 from starlette.types import Scope
 
-from gatepass.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource, checked_token
-from gatepass.clock import Clock, system_clock
-from gatepass.errors import (
+from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource, checked_token
+from gatepass.core.clock import Clock, system_clock
+from gatepass.core.errors import (
     AccessDeniedError,
     GatepassError,
     InsufficientScopeError,
@@ -41,18 +41,18 @@ from gatepass.errors import (
     RequestError,
     TokenError,
 )
-from gatepass.keyset import RemoteKeySet
-from gatepass.principal import AccessPrincipal
+from gatepass.core.keyset import RemoteKeySet
+from gatepass.core.principal import AccessPrincipal
+from gatepass.core.tokencache import TokenCache
+from gatepass.core.verifier import Check, Verifier
 from gatepass.problems import PROBLEM_JSON, ProblemError
 from gatepass.settings import EdgeAuthSettings
 from gatepass.stats import KeySetState, register_metrics
-from gatepass.tokencache import TokenCache
-from gatepass.verifier import Check, Verifier
 
 _STATE_ATTRIBUTE = "gatepass_edge_auth"
 _SCOPES_ATTRIBUTE = "__gatepass_scopes__"
 
-PRINCIPAL_SCOPE_KEY = "gatepass.principal"
+PRINCIPAL_SCOPE_KEY = "gatepass.core.principal"
 """Where :class:`~gatepass.routing.GatepassRoute` leaves the principal it checked at the door, in
 the ASGI scope (server-side: a client cannot put anything there)."""
 

@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SettingsSourceError
 
-from gatepass.keyset import KeySetConfig
+from gatepass.core.keyset import KeySetConfig
 
 AlgorithmName = Literal["ES256", "RS256", "EdDSA"]
 Environment = Literal["development", "production"]

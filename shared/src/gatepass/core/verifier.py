@@ -4,8 +4,8 @@ Three steps, each its own method: read the token (size, shape, header), check th
 the key its ``kid`` names (and only with that key's own algorithm), then validate the claims. The
 token is parsed once, with no PyJWT round trip (``get_unverified_header`` followed by ``decode``
 parses twice), and validated headers of accepted tokens are remembered, since every token signed by
-one key carries the same header. A cache of verified tokens (:mod:`gatepass.tokencache`) lets a hot
-token skip all of it.
+one key carries the same header. A cache of verified tokens (:mod:`gatepass.core.tokencache`) lets a
+hot token skip all of it.
 
 What is refused, and why (RFC 8725, RFC 9068):
 
@@ -26,9 +26,9 @@ from typing import Any, NamedTuple, NoReturn
 
 import orjson
 
-from gatepass._b64 import b64url_decode
-from gatepass.clock import Clock, system_clock
-from gatepass.errors import (
+from gatepass.core._b64 import b64url_decode
+from gatepass.core.clock import Clock, system_clock
+from gatepass.core.errors import (
     BadSignatureError,
     ClaimError,
     DisallowedAlgorithmError,
@@ -44,12 +44,12 @@ from gatepass.errors import (
     WrongIssuerError,
     WrongTypeError,
 )
-from gatepass.jwks import SUPPORTED_ALGORITHMS, VerificationKey
-from gatepass.keyset import KeySource
-from gatepass.principal import AccessPrincipal
-from gatepass.stats import AuthStats
-from gatepass.tokencache import KEY_HASH as _digest
-from gatepass.tokencache import TokenCache
+from gatepass.core.jwks import SUPPORTED_ALGORITHMS, VerificationKey
+from gatepass.core.keyset import KeySource
+from gatepass.core.principal import AccessPrincipal
+from gatepass.core.stats import AuthStats
+from gatepass.core.tokencache import KEY_HASH as _digest
+from gatepass.core.tokencache import TokenCache
 
 Check = Callable[[AccessPrincipal], None]
 """An extra rule run on every freshly verified token (e.g. the revocation deny-set); raises a

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-log = logging.getLogger("gatepass.jwks")
+log = logging.getLogger("gatepass.core.jwks")
 
 FORMAT_VERSION = 1
 

@@ -22,7 +22,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from gatepass.principal import AccessPrincipal
+from gatepass.core.principal import AccessPrincipal
 
 # An entry is a plain tuple (cheaper to build than a NamedTuple): principal, valid until, kid.
 Entry = tuple[AccessPrincipal, float, str]

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import hmac
 import string
-from collections.abc import Iterable
-from typing import Literal, NamedTuple, Protocol
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, NamedTuple, Protocol
 
-from starlette.types import Scope
-
-from gatepass.errors import CsrfError, RequestError
+from gatepass.core.errors import CsrfError, RequestError
 
 # RFC 6750 b64token: a bytes.translate() that deletes these leaves nothing of a well-formed token.
 _TOKEN_CHARS = string.ascii_letters.encode() + string.digits.encode() + b"-._~+/="
+# An ASGI connection scope (the ASGI spec's dict), typed here so this layer needs no framework.
+Scope = MutableMapping[str, Any]
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gatepass._b64 import b64url_decode
+from gatepass.core._b64 import b64url_decode
 
 Algorithm = Literal["ES256", "RS256", "EdDSA"]
 SUPPORTED_ALGORITHMS: Final = frozenset({"ES256", "RS256", "EdDSA"})

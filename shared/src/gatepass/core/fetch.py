@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from gatepass.jwks import JwksError, ParsedJwks, parse_jwks
+from gatepass.core.jwks import JwksError, ParsedJwks, parse_jwks
 
-log = logging.getLogger("gatepass.jwks")
+log = logging.getLogger("gatepass.core.jwks")
 
 OK = "ok"
 NOT_MODIFIED = "not_modified"

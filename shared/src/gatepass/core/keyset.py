@@ -9,8 +9,8 @@ a hostile client:
   negative cache, then one fetch in flight that every waiter shares, and a cooldown that counts
   failed fetches too;
 - a failed fetch never drops keys; the last good ones verify until ``max_staleness``, then
-  :class:`~gatepass.errors.NoUsableKeysError` (a 503, never a 401);
-- optionally starts from a last-known-good copy on disk (:mod:`gatepass.snapshot`).
+  :class:`~gatepass.core.errors.NoUsableKeysError` (a 503, never a 401);
+- optionally starts from a last-known-good copy on disk (:mod:`gatepass.core.snapshot`).
 
 The verifier never calls the issuer itself, and a bad signature under a known key never reaches
 this module: only a ``kid`` it has not seen can cause a fetch.
@@ -29,14 +29,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from gatepass.clock import Clock, Sleep, system_clock
-from gatepass.errors import MalformedTokenError, NoUsableKeysError, UnknownKidError
-from gatepass.fetch import NOT_MODIFIED, OK, FetchResult, JwksFetcher
-from gatepass.jwks import JwksError, ParsedJwks, VerificationKey, is_wellformed_kid, parse_jwks
-from gatepass.snapshot import Snapshot, read_snapshot, write_snapshot
-from gatepass.stats import AuthStats, KeySetState
+from gatepass.core.clock import Clock, Sleep, system_clock
+from gatepass.core.errors import MalformedTokenError, NoUsableKeysError, UnknownKidError
+from gatepass.core.fetch import NOT_MODIFIED, OK, FetchResult, JwksFetcher
+from gatepass.core.jwks import JwksError, ParsedJwks, VerificationKey, is_wellformed_kid, parse_jwks
+from gatepass.core.snapshot import Snapshot, read_snapshot, write_snapshot
+from gatepass.core.stats import AuthStats, KeySetState
 
-log = logging.getLogger("gatepass.jwks")
+log = logging.getLogger("gatepass.core.jwks")
 
 KeysRemovedListener = Callable[[frozenset[str]], object]
 """Called with the ``kid``s that just left a key set (the verified-token cache drops them)."""

@@ -1,0 +1,90 @@
+"""The token contract, free of any web framework.
+
+Everything needed to verify a gatepass access token, and nothing more: importing this package
+loads neither FastAPI, Starlette, pydantic nor prometheus_client, so a worker, a CLI or another
+framework can use it with ``cryptography``, ``httpx`` and ``orjson`` alone.
+
+- :mod:`gatepass.core.jwks`: a JWKS parsed strictly into :class:`VerificationKey` objects;
+- :mod:`gatepass.core.keyset`: where keys come from (:class:`KeySource`): the issuer's JWKS
+  followed in the background (:class:`RemoteKeySet`) or a fixed set (:class:`StaticKeySet`);
+- :mod:`gatepass.core.verifier`: strict verification of one token into an :class:`AccessPrincipal`;
+- :mod:`gatepass.core.tokencache`: already-verified tokens, so a hot token skips the signature math;
+- :mod:`gatepass.core.bearer`: how a token travels (RFC 6750 header or cookie), read from ASGI;
+- :mod:`gatepass.core.errors`: the error tree, each error with its RFC 6750 code and HTTP status.
+"""
+
+from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, PresentedToken, TokenSource
+from gatepass.core.errors import (
+    AccessDeniedError,
+    BadSignatureError,
+    ClaimError,
+    CsrfError,
+    DisallowedAlgorithmError,
+    ExpiredTokenError,
+    ForbiddenHeaderError,
+    GatepassError,
+    InsufficientScopeError,
+    KeyAlgorithmMismatchError,
+    KeysUnavailableError,
+    MalformedTokenError,
+    MissingClaimError,
+    NotYetValidError,
+    NoUsableKeysError,
+    RequestError,
+    RevokedTokenError,
+    TokenError,
+    TokenTooLargeError,
+    UnknownKidError,
+    WrongAudienceError,
+    WrongIssuerError,
+    WrongTypeError,
+)
+from gatepass.core.jwks import ParsedJwks, VerificationKey, parse_jwks
+from gatepass.core.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
+from gatepass.core.principal import AccessPrincipal
+from gatepass.core.stats import AuthStats, KeySetState
+from gatepass.core.tokencache import TokenCache
+from gatepass.core.verifier import Check, Verifier
+
+__all__ = [
+    "AccessDeniedError",
+    "AccessPrincipal",
+    "AuthStats",
+    "BadSignatureError",
+    "BearerHeader",
+    "BearerHeaderOrCookie",
+    "Check",
+    "ClaimError",
+    "CsrfError",
+    "DisallowedAlgorithmError",
+    "ExpiredTokenError",
+    "ForbiddenHeaderError",
+    "GatepassError",
+    "InsufficientScopeError",
+    "KeyAlgorithmMismatchError",
+    "KeySetConfig",
+    "KeySetState",
+    "KeySource",
+    "KeysUnavailableError",
+    "MalformedTokenError",
+    "MissingClaimError",
+    "NoUsableKeysError",
+    "NotYetValidError",
+    "ParsedJwks",
+    "PresentedToken",
+    "RemoteKeySet",
+    "RequestError",
+    "RevokedTokenError",
+    "StaticKeySet",
+    "TokenCache",
+    "TokenError",
+    "TokenSource",
+    "TokenTooLargeError",
+    "UnknownKidError",
+    "VerificationKey",
+    "Verifier",
+    "WrongAudienceError",
+    "WrongIssuerError",
+    "WrongTypeError",
+    "parse_jwks",
+]
