@@ -17,10 +17,14 @@ imported only when first used:
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, PresentedToken, TokenSource
-from gatepass.core.errors import (
+from gatepass.core import (
     AccessDeniedError,
+    AccessPrincipal,
+    AuthStats,
     BadSignatureError,
+    BearerHeader,
+    BearerHeaderOrCookie,
+    Check,
     ClaimError,
     CsrfError,
     DisallowedAlgorithmError,
@@ -29,26 +33,32 @@ from gatepass.core.errors import (
     GatepassError,
     InsufficientScopeError,
     KeyAlgorithmMismatchError,
+    KeySetConfig,
+    KeySetState,
+    KeySource,
     KeysUnavailableError,
     MalformedTokenError,
     MissingClaimError,
     NotYetValidError,
     NoUsableKeysError,
+    ParsedJwks,
+    PresentedToken,
+    RemoteKeySet,
     RequestError,
     RevokedTokenError,
+    StaticKeySet,
+    TokenCache,
     TokenError,
+    TokenSource,
     TokenTooLargeError,
     UnknownKidError,
+    VerificationKey,
+    Verifier,
     WrongAudienceError,
     WrongIssuerError,
     WrongTypeError,
+    parse_jwks,
 )
-from gatepass.core.jwks import ParsedJwks, VerificationKey, parse_jwks
-from gatepass.core.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
-from gatepass.core.principal import AccessPrincipal
-from gatepass.core.stats import AuthStats, KeySetState
-from gatepass.core.tokencache import TokenCache
-from gatepass.core.verifier import Check, Verifier
 
 # The FastAPI layer, imported on first use (PEP 562) so that ``import gatepass`` stays as light as
 # ``import gatepass.core``: a command-line tool or a worker that only verifies never loads FastAPI.
