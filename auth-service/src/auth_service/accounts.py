@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import passwords, revocation
+from auth_service.clock import Clock
 from auth_service.errors import (
     AccountDisabledError,
     EmailTakenError,
@@ -22,11 +24,12 @@ from auth_service.errors import (
     TooManyAttemptsError,
     TooManySignupsError,
 )
+from auth_service.metrics import Metrics
 from auth_service.models import Session as DeviceSession
 from auth_service.models import User
-from auth_service.passwords import Hashing
+from auth_service.passwords import Hashing, PasswordService
 from auth_service.state import Services
-from auth_service.throttle import Reservation, Throttled
+from auth_service.throttle import LoginThrottler, Reservation, Throttled
 from auth_service.tokens import new_id
 
 log = logging.getLogger("gatepass.auth.accounts")
@@ -63,8 +66,8 @@ async def signup(
     address = normalise_email(email)
     passwords.check_policy(password, svc.settings, email=address)
     async with AsyncExitStack() as stack:
-        reservation = None if ip is None else await _reserve_signup(svc, ip)
-        hashing = await _hashing_place(svc, stack, reservation)
+        reservation = None if ip is None else await _reserve_signup(svc.throttle, svc.metrics, ip)
+        hashing = await _hashing_place(svc.passwords, svc.throttle, stack, reservation)
         password_hash = await hashing.hash(password)
     now = svc.clock()
     user = User(
@@ -90,32 +93,37 @@ async def signup(
 
 
 async def _hashing_place(
-    svc: Services, stack: AsyncExitStack, reservation: Reservation | None
+    hasher: PasswordService,
+    throttle: LoginThrottler,
+    stack: AsyncExitStack,
+    reservation: Reservation | None,
 ) -> Hashing:
     """A place in the hashing queue, held until ``stack`` closes, for an attempt the throttle has
     already let through. When the queue is full the attempt was never checked: its reservation
     is released before the 503, so an overload counts as no attempt at all."""
     try:
-        return await stack.enter_async_context(svc.passwords.admission())
+        return await stack.enter_async_context(hasher.admission())
     except OverloadedError:
         if reservation is not None:
-            await svc.throttle.release(reservation)
+            await throttle.release(reservation)
         raise
 
 
-async def _reserve_signup(svc: Services, ip: str) -> Reservation:
+async def _reserve_signup(throttle: LoginThrottler, metrics: Metrics, ip: str) -> Reservation:
     try:
-        return await svc.throttle.reserve_signup(ip)
+        return await throttle.reserve_signup(ip)
     except Throttled as exc:
-        svc.metrics.signups.labels("throttled").inc()
+        metrics.signups.labels("throttled").inc()
         raise TooManySignupsError(exc.retry_after) from exc
 
 
-async def _reserve_login(svc: Services, key: str, ip: str) -> Reservation:
+async def _reserve_login(
+    throttle: LoginThrottler, metrics: Metrics, key: str, ip: str
+) -> Reservation:
     try:
-        return await svc.throttle.reserve_login(key, ip)
+        return await throttle.reserve_login(key, ip)
     except Throttled as exc:
-        svc.metrics.logins.labels("throttled").inc()
+        metrics.logins.labels("throttled").inc()
         raise TooManyAttemptsError(exc.retry_after) from exc
 
 
@@ -130,9 +138,9 @@ async def authenticate(svc: Services, email: str, password: str, ip: str) -> Use
     settles the count afterwards.
     """
     key = login_key(email)
-    reservation = await _reserve_login(svc, key, ip)
+    reservation = await _reserve_login(svc.throttle, svc.metrics, key, ip)
     async with AsyncExitStack() as stack:
-        hashing = await _hashing_place(svc, stack, reservation)
+        hashing = await _hashing_place(svc.passwords, svc.throttle, stack, reservation)
         async with svc.sessions() as db:
             user = await db.scalar(select(User).where(User.email == key))
         ok = await hashing.verify(user.password_hash if user else None, password)
@@ -144,24 +152,30 @@ async def authenticate(svc: Services, email: str, password: str, ip: str) -> Use
             svc.metrics.logins.labels("disabled").inc()
             raise AccountDisabledError("This account is disabled.")
         if svc.passwords.needs_rehash(user.password_hash):
-            await _rehash(svc, hashing, user.id, password)
+            await _rehash(svc.sessions, svc.clock, hashing, user.id, password)
     svc.metrics.logins.labels("success").inc()
     return user
 
 
-async def _rehash(svc: Services, hashing: Hashing, user_id: str, password: str) -> None:
+async def _rehash(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    hashing: Hashing,
+    user_id: str,
+    password: str,
+) -> None:
     """The hashing parameters changed since this hash was made: store a fresh one."""
     new_hash = await hashing.hash(password)
-    async with svc.sessions() as db:
+    async with sessions() as db:
         user = await db.get(User, user_id)
         if user is not None:
             user.password_hash = new_hash
-            user.updated_at = svc.clock()
+            user.updated_at = clock()
             await db.commit()
 
 
-async def get_user(svc: Services, user_id: str) -> User:
-    async with svc.sessions() as db:
+async def get_user(sessions: async_sessionmaker[AsyncSession], user_id: str) -> User:
+    async with sessions() as db:
         user = await db.get(User, user_id)
     if user is None:
         raise NotFoundError("No such user.")

@@ -32,8 +32,9 @@ from fastapi import Request
 from pydantic import SecretStr
 
 from auth_service.errors import OAuthError
+from auth_service.metrics import Metrics
 from auth_service.state import Services
-from auth_service.throttle import Throttled
+from auth_service.throttle import LoginThrottler, Throttled
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="gatepass"'}
 MAX_CREDENTIAL_LENGTH = 512
@@ -92,9 +93,14 @@ def form_credentials(form: Mapping[str, str]) -> Credentials | None:
 
 
 async def authenticate(
-    svc: Services, creds: Credentials, ip: str, clients: Mapping[str, SecretStr]
+    throttle: LoginThrottler,
+    metrics: Metrics,
+    creds: Credentials,
+    ip: str,
+    clients: Mapping[str, SecretStr],
 ) -> str:
-    """The id of the client in ``clients`` whose secret ``creds`` carries; else 401 (or 429)."""
+    """The id of the client in ``clients`` whose secret ``creds`` carries; else 401 (or 429).
+    Failures are counted by ``throttle``; every outcome in ``metrics``."""
     expected = clients.get(creds.client_id)
 
     def secret_matches() -> bool:
@@ -104,14 +110,14 @@ async def authenticate(
 
     known = creds.client_id if expected is not None else None
     try:
-        ok = await svc.throttle.check_client(known, ip, secret_matches)
+        ok = await throttle.check_client(known, ip, secret_matches)
     except Throttled as exc:
-        svc.metrics.client_authentications.labels("throttled").inc()
+        metrics.client_authentications.labels("throttled").inc()
         raise _throttled(exc.retry_after) from exc
     if not ok:
-        svc.metrics.client_authentications.labels("invalid").inc()
+        metrics.client_authentications.labels("invalid").inc()
         raise invalid_client()
-    svc.metrics.client_authentications.labels("ok").inc()
+    metrics.client_authentications.labels("ok").inc()
     return creds.client_id
 
 
@@ -130,7 +136,9 @@ async def token_client(
         if named is not None and named in svc.settings.confidential_clients:
             raise invalid_client()  # RFC 6749 §3.2.1: a confidential client must authenticate
         return named
-    client_id = await authenticate(svc, creds, ip, svc.settings.confidential_clients)
+    client_id = await authenticate(
+        svc.throttle, svc.metrics, creds, ip, svc.settings.confidential_clients
+    )
     if named is not None and named != client_id:
         raise invalid_client()
     return client_id
@@ -147,7 +155,9 @@ async def login_client(svc: Services, request: Request, client_id: str | None, i
     creds = basic_credentials(request)
     if creds is None or creds.client_id != client_id:
         raise invalid_client()
-    return await authenticate(svc, creds, ip, svc.settings.confidential_clients)
+    return await authenticate(
+        svc.throttle, svc.metrics, creds, ip, svc.settings.confidential_clients
+    )
 
 
 async def introspection_client(svc: Services, request: Request, ip: str) -> str:
@@ -156,4 +166,6 @@ async def introspection_client(svc: Services, request: Request, ip: str) -> str:
     if creds is None:
         svc.metrics.client_authentications.labels("missing").inc()
         raise invalid_client()
-    return await authenticate(svc, creds, ip, svc.settings.introspection_clients)
+    return await authenticate(
+        svc.throttle, svc.metrics, creds, ip, svc.settings.introspection_clients
+    )

@@ -27,11 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import revocation
+from auth_service.clock import Clock
+from auth_service.config import Settings
 from auth_service.errors import AccountDisabledError, NotFoundError, OAuthError
 from auth_service.keys import SigningMaterial
+from auth_service.metrics import Metrics
 from auth_service.models import RefreshToken, User
 from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
@@ -129,12 +132,12 @@ async def _open(
         first, refresh_token = _new_link(svc.refresh_key, session.id, 0, now)
         db.add(first)
         pair = _pair(
-            svc,
+            svc.settings,
             key,
             user,
             session,
             refresh_token=refresh_token,
-            scopes=_granted(user, svc),
+            scopes=_granted(user, svc.settings),
             now=now,
         )
         await db.commit()
@@ -156,12 +159,12 @@ def _new_link(
     return row, token
 
 
-def _granted(user: User, svc: Services) -> list[str]:
-    return scopes_for(user.roles, svc.settings)
+def _granted(user: User, settings: Settings) -> list[str]:
+    return scopes_for(user.roles, settings)
 
 
 def _pair(
-    svc: Services,
+    settings: Settings,
     key: SigningMaterial,
     user: User,
     session: DeviceSession,
@@ -170,9 +173,9 @@ def _pair(
     scopes: list[str],
     now: datetime,
 ) -> TokenPair:
-    grant = AccessGrant(user.id, session.id, session.client_id, scopes, svc.settings.audiences)
-    access = sign_access_token(key, svc.settings, grant, now)
-    ttl = svc.settings.access_token_ttl
+    grant = AccessGrant(user.id, session.id, session.client_id, scopes, settings.audiences)
+    access = sign_access_token(key, settings, grant, now)
+    ttl = settings.access_token_ttl
     return TokenPair(access, ttl, refresh_token, session.id, " ".join(scopes))
 
 
@@ -221,7 +224,7 @@ async def _refresh(
         found = await _find_locked(db, token_hash, place)
         if found is None:
             raise _grant_error(_NOT_VALID)
-        refusal = _refusal(svc, found, client_id, now)
+        refusal = _refusal(svc.settings, found, client_id, now)
         if refusal is not None:
             raise _grant_error(refusal)
         row = found.row
@@ -234,7 +237,7 @@ async def _refresh(
                 if pair is not None:
                     await db.commit()
                     return pair
-        await _revoke_for_reuse(svc, db, found, ip=ip, now=now)
+        await _revoke_for_reuse(svc.settings, svc.metrics, db, found, ip=ip, now=now)
         await db.commit()
     raise _grant_error("The refresh token was already used; the session is revoked.")
 
@@ -286,19 +289,19 @@ async def _find_locked(
     return _Found(None, session, user, place.seq)
 
 
-def _refusal(svc: Services, found: _Found, client_id: str | None, now: datetime) -> str | None:
+def _refusal(settings: Settings, found: _Found, client_id: str | None, now: datetime) -> str | None:
     """Why this token cannot be used, whatever its place in the lineage; None if it can."""
     session = found.session
     # ``client_id`` names a confidential client only once it has authenticated (clients.py): a
     # confidential client's token is refused to a caller that named no client at all.
-    confidential = session.client_id in svc.settings.confidential_clients
+    confidential = session.client_id in settings.confidential_clients
     if client_id != session.client_id and (client_id is not None or confidential):
         return "The refresh token was issued to another client."
     if session.revoked_at is not None:
         return "The session has been signed out."
     if session.expires_at <= now:
         return "The session has reached its maximum lifetime."
-    if now - session.last_used_at > timedelta(seconds=svc.settings.session_idle_timeout):
+    if now - session.last_used_at > timedelta(seconds=settings.session_idle_timeout):
         return "The session has been idle for too long."
     if found.user.disabled:
         return "The account is disabled."
@@ -337,7 +340,7 @@ async def _rotate(
 ) -> TokenPair | None:
     """Retire ``retired`` (``row``, the presented token, or its unused successor), issue its
     successor and sign; None if another step won the race."""
-    scopes = _access_scopes(found.user, svc, scope)
+    scopes = _access_scopes(found.user, svc.settings, scope)
     revocation.check_cut_off(found.user, now)  # before any write: the attempt is tried again
     new, refresh_token = _new_link(svc.refresh_key, found.session.id, retired.seq + 1, now)
     if not await _retire(db, row, retired, new.id, now):
@@ -346,13 +349,19 @@ async def _rotate(
     await _prune(db, found.session.id, new.seq, svc.settings.refresh_history)
     found.session.last_used_at = now
     return _pair(
-        svc, key, found.user, found.session, refresh_token=refresh_token, scopes=scopes, now=now
+        svc.settings,
+        key,
+        found.user,
+        found.session,
+        refresh_token=refresh_token,
+        scopes=scopes,
+        now=now,
     )
 
 
-def _access_scopes(user: User, svc: Services, requested: frozenset[str] | None) -> list[str]:
+def _access_scopes(user: User, settings: Settings, requested: frozenset[str] | None) -> list[str]:
     """The access token's scopes: the session's whole grant, or the narrower set requested."""
-    granted = _granted(user, svc)
+    granted = _granted(user, settings)
     if requested is None:
         return granted
     if not requested <= set(granted):
@@ -408,12 +417,18 @@ async def _prune(db: AsyncSession, session_id: str, newest: int, history: int) -
 
 
 async def _revoke_for_reuse(
-    svc: Services, db: AsyncSession, found: _Found, *, ip: str | None, now: datetime
+    settings: Settings,
+    metrics: Metrics,
+    db: AsyncSession,
+    found: _Found,
+    *,
+    ip: str | None,
+    now: datetime,
 ) -> None:
     session = found.session
     session.revoked_at = now
     session.revoked_reason = "refresh_reuse"
-    revocation.record(db, svc.settings, "session", session.id, now)
+    revocation.record(db, settings, "session", session.id, now)
     await revocation.security_event(
         db,
         "refresh_token_reuse",
@@ -427,7 +442,7 @@ async def _revoke_for_reuse(
             else {"refresh_token_seq": found.seq, "pruned": True}
         ),
     )
-    svc.metrics.refresh_reuse.inc()
+    metrics.refresh_reuse.inc()
     log.warning(
         "refresh token reused after rotation; session revoked",
         extra={"user_id": session.user_id, "session_id": session.id, "client": ip},
@@ -437,9 +452,11 @@ async def _revoke_for_reuse(
 # --- the caller's devices ----------------------------------------------------------------------
 
 
-async def list_sessions(svc: Services, user_id: str) -> list[DeviceSession]:
-    now = svc.clock()
-    async with svc.sessions() as db:
+async def list_sessions(
+    sessions: async_sessionmaker[AsyncSession], clock: Clock, user_id: str
+) -> list[DeviceSession]:
+    now = clock()
+    async with sessions() as db:
         rows = await db.scalars(
             select(DeviceSession)
             .where(

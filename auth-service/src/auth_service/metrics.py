@@ -69,6 +69,13 @@ class Metrics:
             "Requests refused with 503 because the password-hashing queue was full.",
             registry=self.registry,
         )
+        self.background_errors = Counter(
+            "gatepass_auth_background_errors_total",
+            "Background job runs (housekeeping, key-maintenance) that raised an error the job "
+            "did not expect; logged with its traceback, the job runs again at its next interval.",
+            ["job"],
+            registry=self.registry,
+        )
         self.client_authentications = Counter(
             "gatepass_auth_client_authentications_total",
             "Client authentications at /token and /introspect, by outcome.",

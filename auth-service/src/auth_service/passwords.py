@@ -16,9 +16,9 @@ The policy asks for length, not composition. A new password is refused, with a r
 Passwords are NFKC-normalised before hashing, as 800-63B suggests, so the same password typed on
 two keyboards hashes the same.
 
-Hashing is slow on purpose (about 0.2 s at the defaults) and memory-hungry, so it runs in worker
-threads, at most ``max_concurrent_hashes`` at once. Callers wait for a slot in a bounded queue:
-when ``password_queue_size`` are already waiting, a new caller is refused at once (503 with
+Hashing is slow on purpose (the ``argon2_*`` settings set its cost) and memory-hungry, so it runs
+in worker threads, at most ``max_concurrent_hashes`` at once. Callers wait for a slot in a bounded
+queue: when ``password_queue_size`` are already waiting, a new caller is refused at once (503 with
 ``Retry-After``, counted in ``gatepass_auth_password_queue_rejections_total``) instead of making
 everyone wait longer. A login or signup takes its place in the queue only once the throttle has
 let it through, so attempts the throttle refuses never crowd out anyone else; one then refused by

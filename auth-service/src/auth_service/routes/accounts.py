@@ -147,7 +147,7 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
     "/me", response_model=Profile, responses=CALLER_ANSWERS, openapi_extra=bearer_security()
 )
 async def me(caller: CurrentCaller, svc: Svc) -> Profile:
-    user = await accounts.get_user(svc, caller.user_id)
+    user = await accounts.get_user(svc.sessions, caller.user_id)
     return Profile(
         id=user.id,
         email=user.email,

@@ -75,7 +75,7 @@ async def list_users(
 
 @router.get("/users/{user_id}", response_model=UserOut, responses=NO_USER, openapi_extra=ADMIN)
 async def get_user(user_id: ResourceId, _admin: AdminCaller, svc: Svc) -> UserOut:
-    return UserOut.of(await accounts.get_user(svc, user_id))
+    return UserOut.of(await accounts.get_user(svc.sessions, user_id))
 
 
 @router.put(

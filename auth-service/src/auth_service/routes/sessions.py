@@ -34,7 +34,7 @@ class SessionOut(BaseModel):
     openapi_extra=bearer_security(),
 )
 async def list_sessions(caller: CurrentCaller, svc: Svc) -> list[SessionOut]:
-    rows = await devices.list_sessions(svc, caller.user_id)
+    rows = await devices.list_sessions(svc.sessions, svc.clock, caller.user_id)
     return [
         SessionOut(
             id=s.id,

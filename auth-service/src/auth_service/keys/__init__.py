@@ -1,0 +1,32 @@
+"""Signing keys: their life cycle, their encryption at rest, and the JWKS that publishes them.
+
+A key is ``next`` (published, not signing) -> ``active`` (signing) -> ``retired`` (published until
+every token it signed has expired) -> deleted; or ``revoked`` (out of the JWKS at once).
+
+- :mod:`~auth_service.keys.kek`: the key-encryption key, from the settings or generated in
+  development;
+- :mod:`~auth_service.keys.sealing`: generating a key, its JWK and kid (RFC 7638 thumbprint), and
+  sealing it under the KEK (AES-256-GCM);
+- :mod:`~auth_service.keys.rotation`: the rules, as plain functions of the key rows and a time
+  (what the schedule says at time T, and each transition);
+- :mod:`~auth_service.keys.published`: what readers see (the signing key, the public keys, the
+  JWKS document);
+- :mod:`~auth_service.keys.lock`: the lock that lets exactly one replica change the keys;
+- :mod:`~auth_service.keys.manager`: :class:`KeyManager`, which runs the life cycle in
+  transactions under that lock and serves the readers.
+"""
+
+from auth_service.keys.kek import load_kek
+from auth_service.keys.manager import KeyManager, KeyNotFoundError, NoActiveKeyError
+from auth_service.keys.published import JwksDocument, SigningMaterial
+from auth_service.keys.sealing import jwk_thumbprint
+
+__all__ = [
+    "JwksDocument",
+    "KeyManager",
+    "KeyNotFoundError",
+    "NoActiveKeyError",
+    "SigningMaterial",
+    "jwk_thumbprint",
+    "load_kek",
+]
