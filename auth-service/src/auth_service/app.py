@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service import migrate, revocation
-from auth_service.clock import Clock, Sleep, system_clock
+from auth_service.clock import Clock, Sleep, run_every, system_clock
 from auth_service.config import Settings
 from auth_service.errors import install_oauth_handler
 from auth_service.keys import KeyManager, load_kek
@@ -25,6 +26,7 @@ from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
 from auth_service.tokens import derive_refresh_key
+from auth_service.verification import access_token_verifier
 from gatepass.db import create_engine, create_sessionmaker
 from gatepass.httplayer import app_options, install_http_layer
 from gatepass.openapi import install_openapi
@@ -95,15 +97,10 @@ async def running(
             throttle,
             sleep=sleep,
             refresh_key=derive_refresh_key(kek),
+            verifier=access_token_verifier(keys, settings, clock),
         )
         if background:
-            tasks.append(asyncio.create_task(keys.run_forever(), name="key-maintenance"))
-            tasks.append(
-                asyncio.create_task(
-                    _every(HOUSEKEEPING_INTERVAL, lambda: housekeeping(services)),
-                    name="housekeeping",
-                )
-            )
+            tasks.extend(_start_loops(services))
         yield services
     finally:
         for task in tasks:
@@ -114,13 +111,28 @@ async def running(
         await engine.dispose()
 
 
-async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await job()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("housekeeping failed; retrying later", extra={"error": type(exc).__name__})
+def _start_loops(svc: Services) -> list[asyncio.Task[None]]:
+    """The background loops every replica runs, each on :func:`run_every` with the service's
+    sleep: an error a loop does not expect is logged and counted, and the loop goes on."""
+    tidy = run_every(
+        "housekeeping",
+        partial(_housekeeping_tick, svc),
+        interval=lambda: HOUSEKEEPING_INTERVAL,
+        sleep=svc.sleep,
+        errors=svc.metrics.background_errors,
+    )
+    return [
+        asyncio.create_task(svc.keys.run_forever(sleep=svc.sleep), name="key-maintenance"),
+        asyncio.create_task(tidy, name="housekeeping"),
+    ]
+
+
+async def _housekeeping_tick(svc: Services) -> None:
+    """One scheduled run; a database out of reach is expected: a warning, and the next run."""
+    try:
+        await housekeeping(svc)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("housekeeping failed; retrying later", extra={"error": type(exc).__name__})
 
 
 async def housekeeping(svc: Services) -> None:

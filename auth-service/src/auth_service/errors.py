@@ -12,13 +12,15 @@ ProblemError (gatepass.problems)          RFC 9457 problem+json
 ├── OverloadedError             503  overloaded           (Retry-After; the hashing queue is full)
 ├── NotFoundError               404  not_found
 ├── InvalidRoleError            422  invalid_role
-├── RevocationPendingError      503  revocation_pending   (Retry-After; a cut-off still ahead)
-├── BearerTokenError            401  invalid_token        (RFC 6750, WWW-Authenticate)
-└── InsufficientScopeError      403  insufficient_scope   (RFC 6750, WWW-Authenticate)
+└── RevocationPendingError      503  revocation_pending   (Retry-After; a cut-off still ahead)
 
 OAuthError                                RFC 6749 §5.2 {"error", "error_description"}
 ├── invalid_request / invalid_grant / unsupported_grant_type / invalid_scope   400
 └── invalid_client                                             401
+
+The bearer-token answers of the protected routes (401 ``invalid_token``, 400 ``invalid_request``,
+403 ``insufficient_scope``, with RFC 6750 ``WWW-Authenticate``) are the edges' own: the errors of
+``gatepass.core.errors``, answered by ``gatepass.challenges`` (see ``auth_service.security``).
 """
 
 from __future__ import annotations
@@ -138,50 +140,6 @@ class RevocationPendingError(ProblemError):
         super().__init__(
             "A recent revocation is not in effect yet; try again in a second.",
             headers={"Retry-After": "1"},
-        )
-
-
-def _bearer_header(error: str | None, description: str | None, scope: str | None = None) -> str:
-    parts = ['Bearer realm="gatepass"']
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append(f'error_description="{description}"')
-    if scope:
-        parts.append(f'scope="{scope}"')
-    return ", ".join(parts)
-
-
-class BearerTokenError(ProblemError):
-    status = 401
-    code = "invalid_token"
-    title = "Invalid access token"
-
-    def __init__(self, detail: str | None = None, *, missing: bool = False) -> None:
-        if missing:
-            # RFC 6750 §3.1: a request with no token gets no error code.
-            super().__init__(
-                "An access token is required.",
-                code="missing_token",
-                title="Authentication required",
-                headers={"WWW-Authenticate": _bearer_header(None, None)},
-            )
-            return
-        super().__init__(
-            detail, headers={"WWW-Authenticate": _bearer_header("invalid_token", detail)}
-        )
-
-
-class InsufficientScopeError(ProblemError):
-    status = 403
-    code = "insufficient_scope"
-    title = "Insufficient scope"
-
-    def __init__(self, scope: str) -> None:
-        detail = f"This request needs the scope {scope!r}."
-        super().__init__(
-            detail,
-            headers={"WWW-Authenticate": _bearer_header("insufficient_scope", detail, scope)},
         )
 
 

@@ -1,7 +1,10 @@
 """Who is calling the auth service's own protected routes (``/me``, ``/sessions``, ``/admin``).
 
-The issuer verifies its own tokens with its own keys, and since it holds the state, it also checks
-that the session is live and the user enabled: a signed-out token stops working here at once.
+The issuer reads the token as an edge does (:class:`gatepass.core.bearer.BearerHeader`), verifies
+it with the edges' verifier over its own published keys (:mod:`auth_service.verification`) and
+answers refusals in their words (:mod:`gatepass.challenges`). Since it holds the state, it then
+also checks that the session is live and the user enabled: a signed-out token stops working here
+at once.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from auth_service import revocation
-from auth_service.errors import BearerTokenError, InsufficientScopeError
 from auth_service.state import Services, get_services
-from auth_service.tokens import InvalidAccessToken, verify_access_token
+from gatepass import challenges
+from gatepass.core.bearer import BearerHeader
+from gatepass.core.errors import GatepassError, RevokedTokenError, TokenError
 from gatepass.openapi import CHALLENGE, merge_responses, problem_responses
+
+REALM = "gatepass"
+_BEARER = BearerHeader()
 
 
 @dataclass(frozen=True)
@@ -27,41 +34,42 @@ class Caller:
     claims: dict[str, Any]
 
 
-def bearer_token(request: Request) -> str:
-    """Exactly one ``Authorization: Bearer`` header (RFC 6750 §2.1)."""
-    values = request.headers.getlist("authorization")
-    if not values:
-        raise BearerTokenError(missing=True)
-    if len(values) > 1:
-        raise BearerTokenError("Send exactly one Authorization header.")
-    scheme, _, token = values[0].partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise BearerTokenError("The Authorization header must be 'Bearer <token>'.")
-    return token
+class NotBearerError(TokenError):
+    """An ``Authorization`` header of another scheme: 401 ``invalid_token`` here, where an edge
+    answers a bare challenge (no token). This service's clients also hold HTTP Basic client
+    credentials (``/token``, ``/introspect``), and one sent to a bearer route is a mistake worth
+    naming."""
+
+    description = "The Authorization header must be 'Bearer <token>'."
+
+
+def bearer_token(request: Request) -> str | None:
+    """The one ``Authorization: Bearer`` token (RFC 6750 §2.1), checked for RFC 6750 characters;
+    ``None`` without one. Raises the ``GatepassError`` to answer otherwise: two headers or a
+    malformed token are ``invalid_request`` (400), as at an edge."""
+    presented = _BEARER.extract(request.scope)
+    if presented is not None:
+        return presented.token
+    if "authorization" in request.headers:
+        raise NotBearerError
+    return None
 
 
 async def current_caller(
     request: Request, svc: Annotated[Services, Depends(get_services)]
 ) -> Caller:
-    token = bearer_token(request)
-    now = svc.clock()
     try:
-        claims = await verify_access_token(
-            svc.keys, svc.settings, token, now, audience=svc.settings.self_audience
-        )
-    except InvalidAccessToken as exc:
-        raise BearerTokenError(f"The access token is not valid: {exc}.") from exc
+        token = bearer_token(request)
+        principal = None if token is None else await svc.verifier.verify(token)
+    except GatepassError as exc:
+        raise challenges.problem(exc, REALM) from None
+    if principal is None:
+        raise challenges.no_token(REALM)
+    claims = dict(principal.claims)
     async with svc.sessions() as db:
-        if await revocation.is_revoked(db, claims, now):
-            raise BearerTokenError("The access token has been revoked.")
-    sid = claims.get("sid")
-    return Caller(
-        user_id=str(claims["sub"]),
-        session_id=sid if isinstance(sid, str) else None,
-        scopes=frozenset(str(claims.get("scope", "")).split()),
-        claims=claims,
-    )
+        if await revocation.is_revoked(db, claims, svc.clock()):
+            raise challenges.problem(RevokedTokenError(), REALM)
+    return Caller(principal.sub, principal.sid, principal.scopes, claims)
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
@@ -70,7 +78,7 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
     async def dependency(caller: CurrentCaller) -> Caller:
         if scope not in caller.scopes:
-            raise InsufficientScopeError(scope)
+            raise challenges.insufficient_scope((scope,), REALM)
         return caller
 
     return dependency
@@ -80,9 +88,13 @@ AdminCaller = Annotated[Caller, Depends(require_scope("admin"))]
 
 # What these dependencies answer, for the OpenAPI document of the routes that use them.
 CALLER_ANSWERS = problem_responses(
+    400,
     401,
-    descriptions={401: "No access token, or one that is not valid (the challenge says why)."},
-    headers={401: [CHALLENGE]},
+    descriptions={
+        400: "More than one access token, or one that is not a bearer token.",
+        401: "No access token, or one that is not valid (the challenge says why).",
+    },
+    headers={400: [CHALLENGE], 401: [CHALLENGE]},
 )
 ADMIN_ANSWERS = merge_responses(
     CALLER_ANSWERS,

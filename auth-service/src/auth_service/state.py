@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from auth_service.keys import KeyManager
     from auth_service.passwords import PasswordService
     from auth_service.throttle import LoginThrottler
+    from gatepass.core.verifier import Verifier
 
 
 @dataclass
@@ -32,6 +33,8 @@ class Services:
     sleep: Sleep = asyncio.sleep
     # The refresh-token tag key (tokens.derive_refresh_key): required, and kept out of any repr.
     refresh_key: bytes = field(kw_only=True, repr=False)
+    # The access-token verifier of the protected routes, built once (verification.py).
+    verifier: Verifier = field(kw_only=True)
 
 
 def get_services(request: Request) -> Services:

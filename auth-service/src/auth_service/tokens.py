@@ -1,5 +1,8 @@
 """Access tokens (RFC 9068 JWTs) and refresh tokens (opaque to clients, tagged, stored as hashes).
 
+Access tokens are signed here and verified by the verifier every edge uses
+(:mod:`auth_service.verification`).
+
 An access token names its user by an opaque id only: anyone holding it can read its payload.
 """
 
@@ -19,11 +22,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from auth_service.config import Settings
-from auth_service.keys import KeyManager, SigningMaterial
+from auth_service.keys import SigningMaterial
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 media type, not a secret
-MAX_TOKEN_BYTES = 8192
-LEEWAY_SECONDS = 60
 MAX_SCOPE_LENGTH = 1024
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
@@ -156,53 +157,3 @@ def sign_access_token(
         algorithm=key.alg,
         headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
     )
-
-
-class InvalidAccessToken(Exception):
-    """Our own access token failed verification; the message is safe to show."""
-
-
-async def verify_access_token(
-    keys: KeyManager,
-    settings: Settings,
-    token: str,
-    now: datetime,
-    *,
-    audience: str | None,
-) -> dict[str, Any]:
-    """Verify a token this service signed: signature, typ, iss, exp, and aud if one is given."""
-    if len(token) > MAX_TOKEN_BYTES:
-        raise InvalidAccessToken("token too large")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError as exc:
-        raise InvalidAccessToken("malformed token") from exc
-    if str(header.get("typ", "")).lower() not in {"at+jwt", "application/at+jwt"}:
-        raise InvalidAccessToken("not an access token")
-    kid = header.get("kid")
-    found = await keys.verification_key(kid) if isinstance(kid, str) else None
-    if found is None:
-        raise InvalidAccessToken("unknown signing key")
-    alg, public_key = found
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            public_key,
-            algorithms=[alg],
-            issuer=settings.issuer,
-            audience=audience,
-            options={
-                "require": ["iss", "sub", "aud", "exp", "iat", "jti"],
-                "verify_aud": audience is not None,
-                # Time is checked below against the service's (injectable) clock.
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
-        )
-    except jwt.InvalidTokenError as exc:
-        raise InvalidAccessToken("token rejected") from exc
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp + LEEWAY_SECONDS < now.timestamp():
-        raise InvalidAccessToken("token expired")
-    return claims

@@ -24,7 +24,10 @@ def run_migrations(metadata: MetaData) -> None:
     """Run the pending migrations of ``metadata``'s schema on the handed-over connection."""
     connection = context.config.attributes.get("connection")
     if not isinstance(connection, Connection):
-        raise RuntimeError("run migrations through the service's start-up (gatepass.db.upgrade)")
+        raise RuntimeError(
+            "run migrations through the service's start-up or its operator command "
+            "(gatepass.db.upgrade)"
+        )
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -2,8 +2,10 @@
 
 - ``GET /about``: public; what the service is and which scopes it uses.
 - ``GET /healthz``: the process is alive (no dependency is checked: a restart would not help).
-- ``GET /readyz``: 200 only when the key set is usable **and** the database answers; otherwise
-  503 problem+json naming the failing checks, with the key set's state (age, last fetch outcome).
+- ``GET /readyz``: 200 only when the key set is usable **and** the database answers within
+  ``READINESS_TIMEOUT``; otherwise 503 problem+json naming the failing checks, with the key set's
+  state (age, last fetch outcome). The answer is :func:`readiness`, which the auth service's
+  ``/readyz`` gives too, with its own condition (an active signing key) instead of the keys'.
 - ``GET /metrics``: Prometheus, from the app's own registry: the key set's ``gatepass_edge_*``
   metrics and ``gatepass_edge_http_requests_total`` (by method, route template and status).
 """
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -19,15 +22,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatepass.openapi import METRICS_RESPONSE, problem_responses
 from gatepass.problems import problem_response
 from gatepass.service import Service, database_of, service_of
 
-__all__ = ["AboutDocument", "RequestMetricsMiddleware", "router"]
+__all__ = ["AboutDocument", "RequestMetricsMiddleware", "database_answers", "readiness", "router"]
 
-DATABASE_CHECK_TIMEOUT = 2.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 router = APIRouter(tags=["operations"])
@@ -75,27 +78,51 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(request: Request) -> Response:
     """Ready to serve: keys usable and the database answering."""
-    state = service_of(request.app).auth.readiness()
-    checks = {"keys": state.ready, "database": await _database_answers(request)}
-    keyset = state.as_dict()
-    if all(checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks, "keyset": keyset})
-    failing = ", ".join(name for name, ok in checks.items() if not ok)
+    service = service_of(request.app)
+    state = service.auth.readiness()
+    db = database_of(request.app)
+    return await readiness(
+        None if db is None else db.engine,
+        {"keys": state.ready},
+        database_timeout=service.settings.readiness_timeout,
+        extra={"keyset": state.as_dict()},
+    )
+
+
+async def readiness(
+    engine: AsyncEngine | None,
+    checks: Mapping[str, bool],
+    *,
+    database_timeout: float,
+    extra: Mapping[str, object] | None = None,
+) -> Response:
+    """The answer of a service's ``/readyz``: 200 ``{"status": "ready", "checks": {...}}`` when
+    every one of ``checks`` holds and the database answers within ``database_timeout`` seconds
+    (check ``database``), else a 503 ``not_ready`` problem naming the failing checks. ``extra``
+    goes into either body (an edge adds its key set's state).
+
+    A database that hangs must not hang the probe: a load balancer waits on it, and a replica
+    whose database cannot answer in seconds is better taken out of rotation than kept waiting.
+    """
+    results = {**checks, "database": await database_answers(engine, within=database_timeout)}
+    if all(results.values()):
+        return JSONResponse({"status": "ready", "checks": results, **(extra or {})})
+    failing = ", ".join(name for name, ok in results.items() if not ok)
     return problem_response(
         503,
         "not_ready",
         "Not ready",
         f"Failing checks: {failing}.",
-        extra={"checks": checks, "keyset": keyset},
+        extra={"checks": results, **(extra or {})},
     )
 
 
-async def _database_answers(request: Request) -> bool:
-    db = database_of(request.app)
-    if db is None:
+async def database_answers(engine: AsyncEngine | None, *, within: float) -> bool:
+    """True when ``SELECT 1`` comes back within ``within`` seconds (``None``: no database open)."""
+    if engine is None:
         return False
     try:
-        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT), db.engine.connect() as conn:
+        async with asyncio.timeout(within), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError):
         return False

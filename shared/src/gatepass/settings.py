@@ -74,6 +74,8 @@ class ServiceSettings(BaseSettings):
     body_timeout: float = Field(30.0, gt=0, le=3600)
     keep_alive_timeout: int = Field(5, ge=1, le=300)
     concurrency_limit: int = Field(512, ge=1, le=100_000)
+    # Seconds the database has to answer a readiness probe (``/readyz``) before it says 503.
+    readiness_timeout: float = Field(2.0, gt=0, le=60)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -138,14 +140,17 @@ def proxy_networks(entries: Iterable[object]) -> tuple[IPNetwork, ...]:
 
 
 def describe_settings_error(exc: ValidationError | SettingsSourceError) -> str:
-    """One line a problem: the setting and what is wrong, never the value (it may be secret)."""
+    """One line a problem: the setting and what is wrong, never the value (it may be secret).
+
+    Only the setting's own name is said of where: below it, pydantic's location holds keys of
+    the value itself (``clients.<client id>``, ``role_scopes.<role>``)."""
     if isinstance(exc, SettingsSourceError):
         # "error parsing value for field ... from source ...": names the field, not the value.
         return f"  {exc}"
-    lines = []
+    lines: dict[str, None] = {}  # two entries of one setting wrong alike: one line
     for error in exc.errors(include_input=False, include_url=False, include_context=False):
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        lines.append(f"  {where}: {error['msg']}")
+        where = str(error["loc"][0]) if error["loc"] else "settings"
+        lines[f"  {where}: {error['msg']}"] = None
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ from auth_service import clients, devices, revocation
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.security import client_ip
 from auth_service.state import Svc
-from auth_service.tokens import InvalidAccessToken, parse_scope, verify_access_token
+from auth_service.tokens import parse_scope
+from gatepass.core.errors import TokenError
 from gatepass.openapi import (
     RETRY_AFTER,
     FormField,
@@ -208,11 +209,12 @@ async def introspect(request: Request, svc: Svc) -> JSONResponse:
     await clients.introspection_client(svc, request, client_ip(request))
     form = await read_form(request)
     token = _required(form, "token")
-    now = svc.clock()
     try:
-        claims = await verify_access_token(svc.keys, svc.settings, token, now, audience=None)
-    except InvalidAccessToken:
+        principal = await svc.verifier.verify(token)
+    except TokenError:
         return JSONResponse({"active": False}, headers=NO_STORE)
+    claims = dict(principal.claims)
+    now = svc.clock()
     async with svc.sessions() as db:
         if await revocation.is_revoked(db, claims, now):
             return JSONResponse({"active": False}, headers=NO_STORE)

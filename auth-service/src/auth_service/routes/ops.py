@@ -8,12 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from auth_service.state import Services, Svc
 from gatepass.openapi import METRICS_RESPONSE, problem_responses
-from gatepass.problems import problem_response
+from gatepass.ops import readiness
 
 router = APIRouter(tags=["operations"])
 
@@ -80,22 +78,13 @@ async def healthz() -> dict[str, str]:
     ),
 )
 async def readyz(svc: Svc) -> Response:
-    checks = {"database": await _database_ok(svc), "signing_key": svc.keys.has_active_key()}
-    if all(checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    failing = ", ".join(name for name, ok in checks.items() if not ok)
-    return problem_response(
-        503, "not_ready", "Not ready", f"Failing checks: {failing}.", extra={"checks": checks}
+    """The edges' readiness check (:func:`gatepass.ops.readiness`: the database answers in
+    time), with the issuer's own condition: a key to sign with."""
+    return await readiness(
+        svc.engine,
+        {"signing_key": svc.keys.has_active_key()},
+        database_timeout=svc.settings.readiness_timeout,
     )
-
-
-async def _database_ok(svc: Services) -> bool:
-    try:
-        async with svc.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError):
-        return False
-    return True
 
 
 @router.get("/metrics", response_class=Response, responses=METRICS_RESPONSE)

@@ -32,7 +32,7 @@ never 401, so an outage never looks like a logout.
     └── KeysUnavailableError              error="temporarily_unavailable" → 503
         └── NoUsableKeysError               reason="no_usable_keys"
 
-The HTTP mapping itself lives in one place, :mod:`gatepass.fastapi`.
+The HTTP mapping itself lives in one place, :mod:`gatepass.challenges` (the FastAPI layer).
 """
 
 from __future__ import annotations
