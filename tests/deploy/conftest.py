@@ -14,7 +14,7 @@ TIMINGS = pytest.StashKey[dict[str, float]]()
 
 @pytest.fixture(scope="session")
 def images(request: pytest.FixtureRequest) -> dict[str, float]:
-    """Build the images (a warm build cache makes this seconds); the timings of the run."""
+    """Build the images (once a run); the timings of the run."""
     timings = request.config.stash[TIMINGS] = build_images()
     return timings
 

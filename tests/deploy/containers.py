@@ -1,15 +1,16 @@
-"""Images and a compose stack under podman, for the container tests (see shared/CONTAINERS.md).
+"""Images and a compose stack under podman, for the container tests (see deploy/README.md).
 
 No registry can be reached on our machines, so what Docker users get by pulling is made here:
 
-- :func:`base_image`: the Dockerfiles' ``PYTHON_IMAGE``: ``GATEPASS_PYTHON_IMAGE`` (CI passes the
+- :func:`base_image`: the Dockerfile's ``PYTHON_IMAGE``: ``GATEPASS_PYTHON_IMAGE`` (CI passes the
   debootstrap image ``.ci/containers.sh`` imports), else ``python:3.12-slim``.
 - :func:`fill_wheelhouse`: every locked dependency of the three services as wheels for that
   image's Python and platform, downloaded on the host (hashes checked) into a cache under
   ``.tools/containers/``; :func:`staged_wheelhouse` puts them in ``deploy/wheels/`` for the length
-  of a build, so the Dockerfiles install offline.
+  of a build, so the Dockerfile installs offline.
 - :func:`build_image`: ``podman build`` from the repository root, docker format (which keeps
-  ``HEALTHCHECK``).
+  ``HEALTHCHECK``), keeping no intermediate image; :func:`build_images` builds each service
+  with the build arguments ``deploy/compose.yaml`` gives it: the images compose would build.
 - :class:`ComposeStack`: ``podman-compose`` with a project name, an env file and cleanup of its
   own; the published ports are on 127.0.0.1.
 """
@@ -52,8 +53,8 @@ REPO = Path(__file__).resolve().parents[2]
 WHEELS = REPO / "deploy" / "wheels"
 CACHE = REPO / ".tools" / "containers" / "wheelhouse"
 PACKAGES = ("gatepass-auth", "gatepass-mail", "gatepass-video")
-# The Dockerfiles pip-install these next to the locked requirements: uv (to export the lock) and
-# hatchling (the members' build backend). Keep UV_VERSION in step with the Dockerfiles' ARG.
+# The Dockerfile pip-installs these next to the locked requirements: uv (to export the lock) and
+# hatchling (the members' build backend). Keep UV_VERSION in step with deploy/Dockerfile's ARG.
 BUILD_TOOLS = ("uv==0.13.8", "hatchling")
 DEFAULT_PYTHON_IMAGE = "python:3.12-slim"
 EXPORT = ("uv", "export", "--frozen", "--no-dev", "--no-emit-workspace")
@@ -62,11 +63,8 @@ ENABLE_ENV = "GATEPASS_CONTAINER_TESTS"
 # The images the tests build: localhost/gatepass-{auth,mail,video}:test and the PostgreSQL stand-in.
 TAG = "test"
 POSTGRES_IMAGE = f"localhost/gatepass-test-postgres:{TAG}"
-SERVICE_FOLDERS = {
-    "auth": "auth-service",
-    "mail": "edge-service-mail",
-    "video": "edge-service-video",
-}
+COMPOSE_FILE = REPO / "deploy" / "compose.yaml"
+SERVICES = ("auth", "mail", "video")
 
 
 def podman_available() -> bool:
@@ -79,7 +77,7 @@ CONTAINER_TESTS = [
         reason=f"container tests run with {ENABLE_ENV}=1 (bash .ci/containers.sh test)",
     ),
     pytest.mark.skipif(not podman_available(), reason="needs podman and podman-compose on PATH"),
-    # A cold run builds four images on two cores; a warm one takes a minute or two.
+    # Each run builds four images on two cores, from scratch (no layer cache: see build_image).
     pytest.mark.timeout(1800),
 ]
 """The marks of every container test: ``pytestmark = CONTAINER_TESTS``."""
@@ -213,11 +211,16 @@ class ImageSpec:
 
 
 def build_image(spec: ImageSpec) -> float:
-    """``podman build`` the image; returns the seconds it took. The image the tag named before,
-    if no longer tagged, is removed (each build of changed sources leaves one otherwise)."""
+    """``podman build`` the image; returns the seconds it took.
+
+    No layer is kept but the image's own (``--layers=false``): a cache of every step and every
+    build stage would leave more than a gigabyte of untagged images a run; the wheelhouse already
+    makes a rebuild quick. The image the tag named before, if no longer tagged, is removed.
+    """
     started = time.monotonic()
     previous = image_id(spec.tag)
-    command = ["podman", "build", "--format", "docker", "-f", spec.containerfile, "-t", spec.tag]
+    command = ["podman", "build", "--format", "docker", "--layers=false", "--force-rm"]
+    command += ["-f", spec.containerfile, "-t", spec.tag]
     for key, value in spec.build_args:
         command += ["--build-arg", f"{key}={value}"]
     run([*command, spec.context])
@@ -246,15 +249,23 @@ def build_images() -> dict[str, float]:
         )
     )
     with staged_wheelhouse(cache):
-        for service, folder in SERVICE_FOLDERS.items():
-            timings[f"build {service}"] = build_image(
-                ImageSpec(
-                    f"localhost/gatepass-{service}:{TAG}",
-                    f"{folder}/Dockerfile",
-                    build_args=(("PYTHON_IMAGE", python_image),),
-                )
-            )
+        for service in SERVICES:
+            timings[f"build {service}"] = build_image(service_image(service, python_image))
     return timings
+
+
+def service_image(service: str, python_image: str) -> ImageSpec:
+    """What ``deploy/compose.yaml`` builds for ``service`` (its Dockerfile, context and build
+    arguments), tagged for the tests and on ``python_image``."""
+    build = yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]["build"]
+    args = {**build["args"], "PYTHON_IMAGE": python_image}  # compose's own is a ${...} default
+    context = (COMPOSE_FILE.parent / build["context"]).resolve()
+    return ImageSpec(
+        f"localhost/gatepass-{service}:{TAG}",
+        str((context / build["dockerfile"]).relative_to(REPO)),
+        context=str(context.relative_to(REPO)),
+        build_args=tuple(sorted((key, str(value)) for key, value in args.items())),
+    )
 
 
 # --- the compose stack ---------------------------------------------------------------------------

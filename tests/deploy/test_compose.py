@@ -1,4 +1,4 @@
-"""The images and ``deploy/compose.yaml``, run for real under podman (see shared/CONTAINERS.md).
+"""The images and ``deploy/compose.yaml``, run for real under podman (see deploy/README.md).
 
 Builds the three service images (and a stand-in for the official PostgreSQL image, which cannot be
 pulled here), starts the compose stack under a project name of its own with secrets generated
@@ -9,10 +9,11 @@ into a temporary folder, and talks to it only through the ports it publishes on 
 - start it again: access and refresh tokens issued before the stop still work, because keys and
   sessions live in PostgreSQL (a restart logs no one out).
 
-Expensive (a cold run builds four images): it runs only with ``GATEPASS_CONTAINER_TESTS=1`` and
+Expensive (a run builds four images): it runs only with ``GATEPASS_CONTAINER_TESTS=1`` and
 podman and podman-compose on PATH. ``bash .ci/containers.sh test`` sets the machine up and runs it.
 The whole stack is removed afterwards (``down -v``, then ``podman rm -f`` of anything left), pass
-or fail; the images stay, as the build cache of the next run.
+or fail; the images stay for the other container tests of the run, and ``.ci/containers.sh``
+removes them (and the build's dangling stage images) once pytest is done.
 """
 
 from __future__ import annotations
@@ -126,8 +127,11 @@ def test_the_containers_run_as_a_non_root_user_on_a_read_only_root(stack: Stack)
         assert info["Config"]["User"] == "10001:10001", service
         assert info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert "no-new-privileges" in " ".join(info["HostConfig"]["SecurityOpt"]), service
-        env = "\n".join(info["Config"]["Env"])
-        assert "KEK=" not in env, service  # the KEK is a mounted file, never a variable
+        env = info["Config"]["Env"]
+        # The KEK is a mounted file, never a variable.
+        assert not [line for line in env if "KEK=" in line], service
+        # Set by the one Dockerfile under the service's own prefix (its PREFIX build argument).
+        assert f"GATEPASS_{service.upper()}_DATA_DIR=/var/lib/gatepass" in env, service
 
 
 def test_sign_up_log_in_and_call_both_edges(stack: Stack) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -334,3 +335,31 @@ def test_compose_requires_every_secret_and_bakes_none_into_an_image() -> None:
     assert set(compose()["volumes"]) == {"postgres-data", "mail-data", "video-data"}
     for name in ("mail", "video"):
         assert services[name]["depends_on"]["auth"]["condition"] == "service_healthy"
+
+
+def dockerfile_required_args() -> set[str]:
+    """The build arguments ``deploy/Dockerfile`` declares without a default: the service's."""
+    lines = (REPO / "deploy" / "Dockerfile").read_text().splitlines()
+    return {line.split()[1] for line in lines if line.startswith("ARG ") and "=" not in line}
+
+
+def test_compose_builds_each_service_from_the_one_dockerfile_with_its_own_arguments() -> None:
+    """The build arguments agree with the member they name: its package and console script, the
+    port the service is published and checked on, the prefix of every setting compose gives it,
+    and a folder the build context lets in."""
+    assert dockerfile_required_args() == {"PACKAGE", "MEMBER", "PORT", "PREFIX"}
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    for name in ("auth", "mail", "video"):
+        service = compose()["services"][name]
+        build = service["build"]
+        assert (build["context"], build["dockerfile"]) == ("..", "deploy/Dockerfile"), name
+        args = build["args"]
+        assert dockerfile_required_args() <= set(args), name
+        project = tomllib.loads((REPO / args["MEMBER"] / "pyproject.toml").read_text())["project"]
+        assert project["name"] == args["PACKAGE"] == f"gatepass-{name}", name
+        assert args["PACKAGE"] in project["scripts"], name
+        assert f"!{args['MEMBER']}/" in ignored, name
+        assert all(port.endswith(f":{args['PORT']}") for port in service["ports"]), name
+        assert f"127.0.0.1:{args['PORT']}/" in " ".join(service["healthcheck"]["test"]), name
+        prefix = f"GATEPASS_{args['PREFIX']}_"
+        assert all(key.startswith(prefix) for key in service["environment"]), name

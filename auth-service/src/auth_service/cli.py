@@ -6,44 +6,62 @@ gatepass users list | roles | disable | enable
 gatepass keys list | rotate [--now] | revoke KID
 gatepass token decode TOKEN          header, payload and signature, apart (not verified)
 gatepass db upgrade                  apply migrations
+
+Commands that only read (``users list``, ``keys list``, ``token decode``) create nothing: no data
+folder, no key-encryption key, no database, no migration, no signing key. Settings that point
+at no running service (the defaults, run from the wrong folder) find no KEK or no database there,
+and the command says so in one line and exits 2, instead of starting an empty service of its own
+beside the real one. The commands that change something start the service's parts as the
+service does (:func:`auth_service.app.running`, without its background loops).
+
+Every import beyond typer and rich happens inside the command that needs it: SQLAlchemy,
+Alembic, FastAPI, pydantic and the service's modules take seconds to load, and ``gatepass
+--help`` or ``token decode`` need none of them.
 """
+
+# The imports inside functions are the point (above): each command loads only what it uses.
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError as SettingsSourceError
-from rich.console import Console
-from rich.table import Table
 
-from auth_service import accounts, migrate
-from auth_service.app import running
-from auth_service.config import ConfigError, Settings
-from auth_service.keys import KeyNotFoundError
-from auth_service.models import User
-from auth_service.state import Services
-from gatepass.db import create_engine
-from gatepass.problems import ProblemError
-from gatepass.settings import describe_settings_error
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from auth_service.config import Settings
+    from auth_service.keys.manager import KeyInfo
+    from auth_service.models import User
+    from auth_service.state import Services
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Operate a gatepass auth service.", no_args_is_help=True)
-admin_app = typer.Typer(help="Administrators.", no_args_is_help=True)
-users_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
-keys_app = typer.Typer(help="Signing keys.", no_args_is_help=True)
-token_app = typer.Typer(help="Inspect tokens.", no_args_is_help=True)
-db_app = typer.Typer(help="The database.", no_args_is_help=True)
+
+def _group(help_text: str) -> typer.Typer:
+    """A command group with plain help: typer's rich help loads rich's markdown, syntax and
+    traceback modules, which would make ``--help`` itself the slowest command."""
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
+
+
+app = _group("Operate a gatepass auth service.")
+admin_app = _group("Administrators.")
+users_app = _group("Users and their roles.")
+keys_app = _group("Signing keys.")
+token_app = _group("Inspect tokens.")
+db_app = _group("The database.")
 for sub, name in (
     (admin_app, "admin"),
     (users_app, "users"),
@@ -53,21 +71,54 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-out = Console()
-err = Console(stderr=True)
+
+@cache
+def out() -> Console:
+    """Standard output, through rich (loaded by the first command that prints)."""
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+# How to reach the service that is really running, said wherever the settings find none.
+POINT_AT_THE_SERVICE = (
+    "For the stack `./dev up` runs, use `./dev gatepass ...`; for another service, set its "
+    "GATEPASS_AUTH_DATA_DIR or GATEPASS_AUTH_DATABASE_URL, and its key-encryption key."
+)
 
 
 def _settings() -> Settings:
     """The settings, or what is wrong with them (never a value: some are secrets) and exit 2."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError as SettingsSourceError
+
+    from auth_service.config import Settings
+    from gatepass.settings import describe_settings_error
+
     try:
         return Settings()
     except (ValidationError, SettingsSourceError) as exc:
-        err.print("[red]invalid settings:[/red]")
-        err.print(describe_settings_error(exc), markup=False, highlight=False)
+        err().print("[red]invalid settings:[/red]")
+        err().print(describe_settings_error(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None
 
 
 def _with_services(job: Callable[[Services], Awaitable[T]]) -> T:
+    """Run ``job`` on the service's parts, started as the service starts them: migrations, the
+    KEK (generated in development), the signing keys (a first one made if there is none)."""
+    import asyncio
+
+    from auth_service.app import running
+    from auth_service.config import ConfigError
+    from gatepass.problems import ProblemError
+
     async def run() -> T:
         async with running(_settings(), background=False) as svc:
             return await job(svc)
@@ -75,11 +126,97 @@ def _with_services(job: Callable[[Services], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
+        err().print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     except ProblemError as exc:
-        err.print(f"[red]{exc.detail}[/red]")
+        err().print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
+
+
+# --- the read-only commands' access: what is there, or a line saying what is not -----------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What a read-only command gets: the settings, the KEK and sessions on an existing database."""
+
+    settings: Settings
+    kek: bytes
+    sessions: async_sessionmaker[AsyncSession]
+
+
+def _reading(job: Callable[[Reader], Awaitable[T]]) -> T:
+    """Run ``job`` on the data the settings name, creating none of it (see the module's doc)."""
+    import asyncio
+
+    settings = _settings()
+    kek = _existing_kek(settings)
+    database = _sqlite_file(settings.resolved_database_url)
+    if database is not None and not database.is_file():
+        _not_found(f"no database at {database.absolute()}")
+    return asyncio.run(_read(settings, kek, job))
+
+
+def _existing_kek(settings: Settings) -> bytes:
+    """The KEK the settings name, checked as the service checks it; never one generated."""
+    from auth_service.config import ConfigError
+    from auth_service.keys import load_kek
+
+    kek_file = _kek_file(settings)
+    if kek_file is not None and not kek_file.is_file():
+        _not_found(f"no key-encryption key at {kek_file.absolute()}")
+    if settings.kek is None and settings.kek_file is None and not settings.is_development:
+        _not_found("no key-encryption key set (GATEPASS_AUTH_KEK_FILE or GATEPASS_AUTH_KEK)")
+    try:
+        settings.check_production()
+        return load_kek(settings)  # in development, reads the file found above
+    except ConfigError as exc:
+        err().print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+async def _read(settings: Settings, kek: bytes, job: Callable[[Reader], Awaitable[T]]) -> T:
+    from auth_service import migrate
+    from gatepass.db import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        if await migrate.current_revision(engine) is None:
+            where = _sqlite_file(settings.resolved_database_url) or "GATEPASS_AUTH_DATABASE_URL"
+            _not_found(f"no gatepass tables in the database at {where}")
+        return await job(Reader(settings, kek, create_sessionmaker(engine)))
+    finally:
+        await engine.dispose()
+
+
+def _kek_file(settings: Settings) -> Path | None:
+    """Where the KEK is read from: the KEK file, or in development the data folder's (which the
+    service generates on its first start); None when it is given as text or not at all."""
+    if settings.kek is not None:
+        return None
+    if settings.kek_file is not None:
+        return settings.kek_file
+    return settings.data_dir / "kek" if settings.is_development else None
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for any other database (nothing to look for)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _not_found(what: str) -> NoReturn:
+    """One line on stderr (never wrapped: scripts read it) and exit 2: the settings name no
+    running service."""
+    print(f"gatepass: {what} (nothing was created). {POINT_AT_THE_SERVICE}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+# --- admin ---------------------------------------------------------------------------------------
 
 
 def _read_password(prompt: str) -> str:
@@ -109,6 +246,7 @@ def admin_create(
     chose its password, and it may not be the operator. The command refuses (exit 1) unless
     --promote-existing is given, and then says whose account it promotes.
     """
+    from auth_service import accounts
 
     async def job(svc: Services) -> str:
         existing = await accounts.find_user_by_email(svc, email)
@@ -117,7 +255,7 @@ def admin_create(
             return (await accounts.signup(svc, email, password, roles=["admin"])).id
         if not promote_existing:
             raise _AccountExists(existing)
-        _describe(out, existing, "promoting the existing account")
+        _describe(out(), existing, "promoting the existing account")
         roles = sorted({*existing.roles, "admin"})
         await accounts.set_roles(svc, existing.id, roles)
         return f"{existing.id} (existing account, now admin)"
@@ -125,14 +263,14 @@ def admin_create(
     try:
         created = _with_services(job)
     except _AccountExists as exc:
-        _describe(err, exc.user, "an account with this email already exists")
-        err.print(
+        _describe(err(), exc.user, "an account with this email already exists")
+        err().print(
             "[red]It was NOT made an admin: whoever signed it up chose its password, and it may "
             "not be you.[/red] Check the account above; to make it an admin anyway, run again "
             "with --promote-existing, or choose another email."
         )
         raise typer.Exit(1) from exc
-    out.print(f"admin: {created}")
+    out().print(f"admin: {created}")
 
 
 class _AccountExists(Exception):
@@ -156,59 +294,85 @@ def _describe(console: Console, user: User, what: str) -> None:
         console.print(f"  {label + ':':<9} {value}", markup=False, highlight=False)
 
 
+# --- users ---------------------------------------------------------------------------------------
+
+
 @users_app.command("list")
 def users_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
     """List users."""
-    page = _with_services(lambda svc: accounts.list_users(svc, limit=limit))
+    users, total = _reading(lambda reader: _users_page(reader, limit))
     rows = [
         (u.id, u.email, ",".join(u.roles), str(u.disabled).lower(), _when(u.created_at))
-        for u in page.users
+        for u in users
     ]
     _print_table(("id", "email", "roles", "disabled", "created"), rows)
-    err.print(f"{len(page.users)} of {page.total} users")
+    err().print(f"{len(users)} of {total} users")
+
+
+async def _users_page(reader: Reader, limit: int) -> tuple[list[User], int]:
+    """The first ``limit`` users in the admin API's order (oldest first), and how many there are."""
+    from sqlalchemy import func, select
+
+    from auth_service.models import User
+
+    async with reader.sessions() as db:
+        total = await db.scalar(select(func.count()).select_from(User)) or 0
+        users = await db.scalars(select(User).order_by(User.created_at, User.id).limit(limit))
+        return list(users), int(total)
 
 
 @users_app.command("roles")
 def users_roles(user_id: str, roles: list[str]) -> None:
     """Set a user's roles (replaces them); tokens issued before now stop working."""
+    from auth_service import accounts
+
     user = _with_services(lambda svc: accounts.set_roles(svc, user_id, roles))
-    out.print(f"{user.id}: {', '.join(user.roles)}")
+    out().print(f"{user.id}: {', '.join(user.roles)}")
 
 
 @users_app.command("disable")
 def users_disable(user_id: str) -> None:
     """Disable a user and revoke all of their sessions."""
+    from auth_service import accounts
+
     _with_services(lambda svc: accounts.set_disabled(svc, user_id, True))
-    out.print(f"{user_id}: disabled, sessions revoked")
+    out().print(f"{user_id}: disabled, sessions revoked")
 
 
 @users_app.command("enable")
 def users_enable(user_id: str) -> None:
     """Enable a disabled user."""
+    from auth_service import accounts
+
     _with_services(lambda svc: accounts.set_disabled(svc, user_id, False))
-    out.print(f"{user_id}: enabled")
+    out().print(f"{user_id}: enabled")
 
 
 def _print_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """A table on a terminal; tab-separated lines, never truncated, for scripts and pipes."""
-    if not out.is_terminal:
+    if not out().is_terminal:
         for row in (headers, *rows):
             print("\t".join(row))
         return
+    from rich.table import Table
+
     table = Table(*headers)
     for row in rows:
         table.add_row(*row)
-    out.print(table)
+    out().print(table)
 
 
 def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "-"
 
 
+# --- keys ----------------------------------------------------------------------------------------
+
+
 @keys_app.command("list")
 def keys_list() -> None:
     """List signing keys and their life-cycle state."""
-    keys = _with_services(lambda svc: svc.keys.list_keys())
+    keys = _reading(_list_keys)
     rows = [
         (
             key.kid,
@@ -224,6 +388,17 @@ def keys_list() -> None:
     _print_table(("kid", "alg", "state", "created", "signs from", "activated", "retired"), rows)
 
 
+async def _list_keys(reader: Reader) -> list[KeyInfo]:
+    """The key rows as the key manager describes them; it is built, never started (starting it
+    would make a first key, or promote and publish ones that are due)."""
+    from auth_service.clock import system_clock
+    from auth_service.keys import KeyManager
+    from auth_service.metrics import Metrics
+
+    manager = KeyManager(reader.settings, reader.sessions, reader.kek, system_clock, Metrics())
+    return await manager.list_keys()
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     now: Annotated[
@@ -232,22 +407,26 @@ def keys_rotate(
 ) -> None:
     """Rotate: publish a new key now and sign with it one JWKS cache lifetime later."""
     kid = _with_services(lambda svc: svc.keys.rotate(immediately=now))
-    out.print(f"{kid}: {'signing now' if now else 'published; signs after the publish lead'}")
+    out().print(f"{kid}: {'signing now' if now else 'published; signs after the publish lead'}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(kid: str) -> None:
     """Emergency: remove a key from the JWKS at once and tell the edges."""
+    from auth_service.keys import KeyNotFoundError
 
     async def job(svc: Services) -> None:
         try:
             await svc.keys.revoke(kid)
         except KeyNotFoundError as exc:
-            err.print(f"[red]no key {kid!r}[/red]")
+            err().print(f"[red]no key {kid!r}[/red]")
             raise typer.Exit(1) from exc
 
     _with_services(job)
-    out.print(f"{kid}: revoked")
+    out().print(f"{kid}: revoked")
+
+
+# --- token ---------------------------------------------------------------------------------------
 
 
 def _b64json(part: str) -> Any:
@@ -270,23 +449,30 @@ def token_decode(source: Annotated[str, typer.Argument(help="the token, or - for
     try:
         header, payload, signature = decode_parts(text)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        err.print(f"[red]not a JWS compact token: {exc}[/red]")
+        err().print(f"[red]not a JWS compact token: {exc}[/red]")
         raise typer.Exit(1) from exc
-    out.print("[bold]header[/bold]")
-    out.print_json(data=header)
-    out.print("[bold]payload[/bold]")
-    out.print_json(data=payload)
+    out().print("[bold]header[/bold]")
+    out().print_json(data=header)
+    out().print("[bold]payload[/bold]")
+    out().print_json(data=payload)
     if isinstance(payload, dict):
         for claim in ("iat", "exp"):
             if isinstance(payload.get(claim), int):
-                out.print(f"  {claim}: {datetime.fromtimestamp(payload[claim], UTC).isoformat()}")
-    out.print("[bold]signature[/bold] (base64url, not verified)")
-    out.print(signature)
+                out().print(f"  {claim}: {datetime.fromtimestamp(payload[claim], UTC).isoformat()}")
+    out().print("[bold]signature[/bold] (base64url, not verified)")
+    out().print(signature)
+
+
+# --- db ------------------------------------------------------------------------------------------
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations up to the newest."""
+    import asyncio
+
+    from auth_service import migrate
+    from gatepass.db import create_engine
 
     async def run() -> str | None:
         engine = create_engine(_settings().resolved_database_url)
@@ -296,4 +482,4 @@ def db_upgrade() -> None:
         finally:
             await engine.dispose()
 
-    out.print(f"database at revision {asyncio.run(run())}")
+    out().print(f"database at revision {asyncio.run(run())}")

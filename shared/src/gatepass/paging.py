@@ -5,7 +5,7 @@ A route takes :data:`Paging` and answers a :class:`Page`::
     @router.get("/inbox")
     async def inbox(db: DbSession, page: Paging) -> Page[MessageOut]:
         rows = (await db.scalars(page.window(select(Message).order_by(...)))).all()
-        return Page.build([MessageOut.of(row) for row in rows], page)
+        return Page.build([MessageOut.model_validate(row) for row in rows], page)
 
 Both bounds are checked (422 beyond them): a client cannot ask for a million rows, nor make the
 database skip a million. :meth:`PageRequest.window` fetches one row more than asked, so the page

@@ -60,7 +60,10 @@ class KeySource(Protocol):
 
 
 class StaticKeySet:
-    """Fixed keys (tests, tools, an issuer checking its own tokens): never fetched, never stale."""
+    """Fixed keys, never fetched, never stale: what the library's tests and the verify benchmark
+    (``benchmarks/verify_bench.py``) verify against. No service uses it: an edge follows the
+    issuer (:class:`RemoteKeySet`), and the auth service checks its own tokens against what its
+    key manager publishes (a key source of its own)."""
 
     def __init__(self, keys: Iterable[VerificationKey]) -> None:
         self._keys = {key.kid: key for key in keys}
