@@ -19,8 +19,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +28,14 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from benchmarks import loadgen
-from gatepass.edgetest import free_port
+from gatepass.launch import (
+    Service,
+    ServiceStartError,
+    base_url,
+    clean_env,
+    free_port,
+    python_service,
+)
 
 PASSWORD = "benchmark password, long and unique 7"  # noqa: S105 - a throwaway test account
 ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
@@ -41,30 +46,30 @@ def pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
-def start_service(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    env.update(
-        GATEPASS_AUTH_ENVIRONMENT="development",
-        GATEPASS_AUTH_DATA_DIR=str(data_dir),
-        GATEPASS_AUTH_ISSUER=f"http://127.0.0.1:{port}",
-        GATEPASS_AUTH_LOG_LEVEL="WARNING",
-        GATEPASS_AUTH_THROTTLE_IP_FREE="100000",
+def start_service(data_dir: Path, port: int) -> Service:
+    """The auth service, pinned to core 0 (given two cores), ready; else exit with its log."""
+    env = clean_env(
+        {
+            "GATEPASS_AUTH_ENVIRONMENT": "development",
+            "GATEPASS_AUTH_DATA_DIR": str(data_dir),
+            "GATEPASS_AUTH_ISSUER": base_url(port),
+            "GATEPASS_AUTH_LOG_LEVEL": "WARNING",
+            "GATEPASS_AUTH_THROTTLE_IP_FREE": "100000",
+        }
     )
-    cmd = [sys.executable, "-m", "auth_service", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = python_service("auth_service", port)
     if (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", "0", *cmd]
-    log = open(data_dir / "auth.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the auth service did not become ready")
+    service = Service(
+        "auth service", cmd, base_url=base_url(port), log=data_dir / "auth.log", env=env
+    )
+    service.start()
+    try:
+        service.wait_ready("/readyz")
+    except ServiceStartError as exc:
+        service.stop()
+        raise SystemExit(str(exc)) from None
+    return service
 
 
 def make_users(base: str, count: int) -> list[str]:
@@ -159,8 +164,7 @@ def main() -> None:
             tokens = refresh_tokens(base, emails, args.connections)
             results = asyncio.run(throughput(port, args.connections, args.seconds, tokens))
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+            proc.stop()
     report(login, raw, results, args)
 
 

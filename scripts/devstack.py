@@ -24,23 +24,24 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
 
+from gatepass.launch import LOOPBACK, Service, ServiceStartError, base_url, python_service
+
 REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+HOST = LOOPBACK
+READY_PATH = "/readyz"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-TAIL_LINES = 30
 INDENT = "    "
 
 
@@ -51,117 +52,20 @@ class StackError(Exception):
 # --- child processes ---------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    """One service as a child process; its output goes to ``data/logs/<name>.log``.
+def service(name: str, module: str, port: int, settings: Mapping[str, str]) -> Service:
+    """``python -m <module>`` on ``port``, logging to ``data/logs/<name>.log``.
 
-    A reader thread copies each output line to the log file and keeps the last few in memory, so a
-    service that dies can be explained in its own words; once the demo is over it echoes them too.
+    It gets the developer's environment (a setting exported in the shell applies) under
+    ``settings``; ``env`` is what the operator command runs with too.
     """
-
-    name: str
-    module: str
-    port: int
-    env: Mapping[str, str]
-    ready_path: str = "/readyz"
-    process: subprocess.Popen[str] | None = field(default=None, init=False)
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES), init=False)
-    echo: threading.Event = field(default_factory=threading.Event, init=False)
-    reader: threading.Thread | None = field(default=None, init=False)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return REPO / "data" / "logs" / f"{self.name}.log"
-
-    def start(self) -> None:
-        """Start ``python -m <module>``, leading its own process group.
-
-        Its own group keeps the terminal's Ctrl-C away from it: we stop it ourselves, in order.
-        """
-        ensure_port_free(self.name, self.port)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", self.module, "--host", HOST, "--port", str(self.port)],
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        self.reader = threading.Thread(target=self._copy_output, name=self.name, daemon=True)
-        self.reader.start()
-
-    def _copy_output(self) -> None:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        with self.log_path.open("w", encoding="utf-8") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                self.tail.append(line.rstrip("\n"))
-                if self.echo.is_set():
-                    print(f"{self.name:<6}| {line}", end="", flush=True)
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        """Poll ``ready_path`` until 200; fail at once, with the log tail, if the child exits."""
-        url = self.base_url + self.ready_path
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                self.raise_if_exited("before it was ready")
-                last = probe(client, url)
-                if last == "200":
-                    return
-                time.sleep(0.25)
-        raise StackError(f"{self.name} was not ready after {timeout:g} s ({url}: {last})")
-
-    def raise_if_exited(self, when: str) -> None:
-        assert self.process is not None
-        code = self.process.poll()
-        if code is None:
-            return
-        if self.reader is not None:
-            self.reader.join(timeout=2)  # let it copy the last words
-        lines = "\n".join(INDENT + line for line in self.tail) or INDENT + "(no output)"
-        raise StackError(
-            f"{self.name} exited with status {code} {when}. Its last lines "
-            f"(all of it: {self.log_path.relative_to(REPO)}):\n{lines}"
-        )
-
-    def stop(self) -> None:
-        """SIGTERM so it can close cleanly, SIGKILL if it has not within ``STOP_TIMEOUT``."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            print(f"{self.name} did not stop within {STOP_TIMEOUT:g} s; killing it", flush=True)
-            self._signal(signal.SIGKILL)
-            self.process.wait()
-
-    def _signal(self, signum: signal.Signals) -> None:
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            return
-
-
-def probe(client: httpx.Client, url: str) -> str:
-    """One readiness probe: the status code as text, or why there was none."""
-    try:
-        return str(client.get(url).status_code)
-    except httpx.TransportError as exc:
-        return type(exc).__name__
+    return Service(
+        name,
+        python_service(module, port, HOST),
+        base_url=base_url(port, HOST),
+        log=REPO / "data" / "logs" / f"{name}.log",
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **settings},
+        cwd=REPO,
+    )
 
 
 def ensure_port_free(name: str, port: int) -> None:
@@ -176,34 +80,43 @@ def ensure_port_free(name: str, port: int) -> None:
             ) from None
 
 
-def children(args: argparse.Namespace) -> list[Child]:
+def explain(exc: ServiceStartError) -> StackError:
+    """A service that died or never got ready, in its own last words."""
+    lines = "\n".join(INDENT + line for line in exc.tail.splitlines()) or INDENT + "(no output)"
+    return StackError(
+        f"{exc.name} {exc.problem}. Its last lines "
+        f"(all of it: {exc.log_path.relative_to(REPO)}):\n{lines}"
+    )
+
+
+def children(args: argparse.Namespace) -> list[Service]:
     """The services to run, in start order. Edges come after auth: they fetch its JWKS."""
     issuer = f"http://{HOST}:{args.auth_port}"
-    auth = Child(
-        name="auth",
-        module="auth_service",
-        port=args.auth_port,
-        env={
+    auth = service(
+        "auth",
+        "auth_service",
+        args.auth_port,
+        {
             "GATEPASS_AUTH_ENVIRONMENT": "development",
             "GATEPASS_AUTH_DATA_DIR": "./data/auth",
             "GATEPASS_AUTH_ISSUER": issuer,
         },
     )
-    mail = Child(
-        name="mail",
-        module="edge_service_mail",
-        port=args.mail_port,
-        env={
+    mail = service(
+        "mail",
+        "edge_service_mail",
+        args.mail_port,
+        {
             "GATEPASS_MAIL_ENVIRONMENT": "development",  # API docs at /docs
             "GATEPASS_MAIL_ISSUER": issuer,
             "GATEPASS_MAIL_DATA_DIR": "./data/mail",
         },
     )
-    video = Child(
-        name="video",
-        module="edge_service_video",
-        port=args.video_port,
-        env={
+    video = service(
+        "video",
+        "edge_service_video",
+        args.video_port,
+        {
             "GATEPASS_VIDEO_ENVIRONMENT": "development",  # API docs at /docs
             "GATEPASS_VIDEO_ISSUER": issuer,
             "GATEPASS_VIDEO_DATA_DIR": "./data/video",
@@ -213,20 +126,44 @@ def children(args: argparse.Namespace) -> list[Child]:
 
 
 @contextmanager
-def running(stack: list[Child]) -> Iterator[None]:
-    """Start each child and wait until it is ready; stop them all, last first, on the way out."""
+def running(stack: list[Service]) -> Iterator[None]:
+    """Start each service and wait until it is ready; stop them all, last first, on the way out.
+
+    Each leads its own process group, which keeps the terminal's Ctrl-C away from it: we stop
+    them ourselves, in order (SIGTERM, then SIGKILL after ``STOP_TIMEOUT``).
+    """
     try:
         for child in stack:
             print(f"starting {child.name} on {child.base_url} ...", flush=True)
+            ensure_port_free(child.name, child.port)
             child.start()
-            child.wait_ready()
+            child.wait_ready(READY_PATH, READY_TIMEOUT)
         yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan a child
         for child in reversed(stack):
-            if child.process is not None and child.process.poll() is None:
+            if child.running:
                 print(f"stopping {child.name} ...", flush=True)
-            child.stop()
+            overdue = f"{child.name} did not stop within {STOP_TIMEOUT:g} s; killing it"
+            child.stop(STOP_TIMEOUT, before_kill=partial(print, overdue, flush=True))
+
+
+class Echo:
+    """Prints what a service logs from now on, each line after its name."""
+
+    def __init__(self, child: Service) -> None:
+        self.child = child
+        self.offset = child.log_path.stat().st_size
+
+    def pump(self) -> None:
+        """Print the complete lines logged since the last call."""
+        with self.child.log_path.open("rb") as log:
+            log.seek(self.offset)
+            chunk = log.read()
+        complete = chunk.rfind(b"\n") + 1
+        self.offset += complete
+        for line in chunk[:complete].decode("utf-8", errors="replace").splitlines():
+            print(f"{self.child.name:<6}| {line}", flush=True)
 
 
 # --- the walk-through --------------------------------------------------------------------------
@@ -454,7 +391,7 @@ def bearer(access_token: str) -> dict[str, str]:
 # --- main --------------------------------------------------------------------------------------
 
 
-def print_urls(stack: list[Child]) -> None:
+def print_urls(stack: list[Service]) -> None:
     auth = stack[0].base_url
     print(f"\ngatepass is running (logs in {stack[0].log_path.parent.relative_to(REPO)}/):")
     show(
@@ -467,18 +404,18 @@ def print_urls(stack: list[Child]) -> None:
     show("each service: /healthz  /readyz  /metrics")
 
 
-def follow_logs(stack: list[Child]) -> None:
+def follow_logs(stack: list[Service]) -> None:
     """Echo every child's output until Ctrl-C; a child that dies ends the run with its log tail."""
     print("\nFollowing the logs. Press Ctrl-C to stop.\n", flush=True)
-    for child in stack:
-        child.echo.set()
+    echoes = [Echo(child) for child in stack]
     while True:
-        for child in stack:
-            child.raise_if_exited("while running")
-        time.sleep(0.5)
+        for echo in echoes:
+            echo.pump()
+            echo.child.raise_if_exited("while running")
+        time.sleep(0.25)
 
 
-def run_demo(stack: list[Child]) -> bool:
+def run_demo(stack: list[Service]) -> bool:
     """The walk-through; if a step fails, say so and keep the services up to look into it."""
     urls = {child.name: child.base_url for child in stack}
     demo = Demo(urls, stack[0].env)
@@ -523,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.once:
                 return 0 if demo_ok else 1
             follow_logs(stack)
+    except ServiceStartError as exc:
+        print(f"\ndevstack: {explain(exc)}", file=sys.stderr)
+        return 1
     except StackError as exc:
         print(f"\ndevstack: {exc}", file=sys.stderr)
         return 1

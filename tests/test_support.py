@@ -1,6 +1,8 @@
 """The test infrastructure itself, against stand-ins: Python's http.server and a real PostgreSQL.
 
-If these fail, every cross-service test built on them would fail for the wrong reason.
+If these fail, every cross-service test built on them would fail for the wrong reason; so would
+``./dev up`` and the benchmarks, which start their services with the same launcher
+(:mod:`gatepass.launch`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gatepass.launch import Service, probe
 from tests.support.pg import asyncpg_dsn
 from tests.support.procs import ServiceProcess, ServiceStartError, free_port, service_env
 
+PRINTS_ITS_PID = "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(60)\n"
 IGNORES_SIGTERM = (
     "import signal, time\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -90,13 +94,45 @@ def test_kill_then_restart_on_the_same_port(tmp_path: Path) -> None:
 def test_stop_falls_back_to_sigkill(tmp_path: Path) -> None:
     service = python_child(tmp_path, IGNORES_SIGTERM).start()
     service.wait_for_log("handler installed")  # not in the logged command line
-    assert service.stop(timeout=0.5) == -signal.SIGKILL
+    said: list[str] = []
+    assert service.stop(timeout=0.5, before_kill=lambda: said.append("killing")) == -signal.SIGKILL
+    assert said == ["killing"]
+
+
+def test_the_first_start_empties_the_log_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    log = tmp_path / "child.log"
+    log.write_text("a previous run's words\n")
+    command = [sys.executable, "-c", PRINTS_ITS_PID]
+    with Service("child", command, base_url="http://127.0.0.1:1", log=log) as service:
+        service.wait_for_log("pid")
+        first = f"pid {service.pid}"
+        service.stop()
+        service.start().wait_for_log("pid")
+        assert first not in service.run_output()  # only this run's words
+        assert f"pid {service.pid}" in service.run_output()
+    assert "a previous run" not in service.log_text()
+    assert first in service.log_text()
+    assert service.log_text().count("--- child:") == 2
+
+
+def test_a_200_counts_only_once_the_service_said_it_listens(tmp_path: Path) -> None:
+    """Else a server that took the port between free_port() and the bind would pass for ours."""
+    service = http_server(tmp_path)
+    service.listening_log = "a line http.server never logs"
+    with service, pytest.raises(ServiceStartError, match=r"not ready after 1 s .* gave 200"):
+        service.wait_ready(timeout=1)
+
+
+def test_probe_names_what_kept_an_answer_away() -> None:
+    assert probe(f"http://127.0.0.1:{free_port()}/healthz") == "ConnectionRefusedError"
 
 
 def test_wait_ready_reports_exit_with_log_tail(tmp_path: Path) -> None:
     service = python_child(tmp_path, "print('config is broken'); raise SystemExit(3)").start()
-    with pytest.raises(ServiceStartError, match=r"(?s)exited with status 3.*config is broken"):
+    with pytest.raises(ServiceStartError, match=r"(?s)exited with status 3.*config is broken") as e:
         service.wait_ready(timeout=30)
+    assert e.value.problem == "exited with status 3 before it was ready"
+    assert e.value.tail.endswith("config is broken")
 
 
 def test_wait_ready_times_out(tmp_path: Path) -> None:

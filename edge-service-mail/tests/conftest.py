@@ -1,28 +1,10 @@
-"""Fixtures for the mail service's tests: the app in-process on a fresh SQLite file, taking
-tokens from an issuer in a box (keys generated per test, never committed)."""
+"""Fixtures for the mail service's tests: ``mail``, the app in-process on a fresh SQLite file,
+taking tokens from ``issuer``, an issuer in a box (keys generated per test, never committed)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from edge_service_mail.app import create_app
 from edge_service_mail.config import MailSettings
-from gatepass.edgetest import EdgeUnderTest, run_edge
-from gatepass.testing import FakeIssuer
+from gatepass.edgetest import edge_fixtures
 
-
-@pytest.fixture
-def issuer() -> FakeIssuer:
-    return FakeIssuer(clock=time.time)
-
-
-@pytest.fixture
-async def mail(issuer: FakeIssuer, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
-    async with run_edge(
-        create_app, MailSettings(issuer=issuer.issuer, data_dir=tmp_path), issuer
-    ) as edge:
-        yield edge
+issuer, mail = edge_fixtures(create_app, MailSettings, name="mail")

@@ -26,7 +26,7 @@ def test_it_serves_migrates_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert httpx.get(f"{mail.base_url}/about").json()["service"] == "mail"
         assert httpx.get(f"{mail.base_url}/readyz").status_code == 503  # no keys yet
     # uvicorn shuts down gracefully, then re-raises the signal it got.
-    assert mail.process.returncode in {0, -signal.SIGTERM}, mail.output()
+    assert mail.returncode in {0, -signal.SIGTERM}, mail.output()
     assert "Application shutdown complete." in mail.output()
     assert '"logger": "gatepass.access"' in mail.output()
     assert (tmp_path / "data" / "mail.db").exists()

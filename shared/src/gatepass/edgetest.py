@@ -1,48 +1,75 @@
 """Test helpers for edge services built with :func:`gatepass.edge.edge_app`.
 
-Beside :mod:`gatepass.testing` (the issuer in a box), two ways to run an edge in a test:
+Beside :mod:`gatepass.testing` (the issuer in a box), three ways to test an edge:
 
 - in-process, through ``httpx.ASGITransport``, with its lifespan running and a
-  :class:`~gatepass.testing.FakeIssuer` answering discovery and the JWKS::
+  :class:`~gatepass.testing.FakeIssuer` answering discovery and the JWKS. :func:`edge_fixtures`
+  makes the fixtures of an edge's ``conftest.py``::
 
-      async with run_edge(create_app, MailSettings(issuer=issuer.issuer, data_dir=tmp_path),
-                          issuer) as edge:
-          await edge.http.get("/inbox", headers=edge.bearer("alice", "mail:read"))
+      issuer, mail = edge_fixtures(create_app, MailSettings, name="mail")
+
+      async def test_inbox(mail: EdgeUnderTest) -> None:
+          await mail.http.get("/inbox", headers=mail.bearer("alice", "mail:read"))
+
+- the access tests every edge shares (:class:`EdgeAccessTests`): the edge gives its table of
+  routes and the scopes they need, the tests prove who gets in::
+
+      class TestMailAccess(EdgeAccessTests):
+          kit = EdgeKit(create_app, MailSettings, audience="mail", scopes=..., routes=(
+              Route("GET", "/inbox", "mail:read"), ...))
 
 - as a real child process (``python -m <module> --host 127.0.0.1 --port N``), to check the
   console entry point: :func:`child_service` waits until uvicorn says it is listening.
+
+This module needs pytest (the fixtures and the shared tests); :mod:`gatepass.testing` does not.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import re
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from gatepass.launch import (
+    READY_TIMEOUT,
+    Service,
+    base_url,
+    clean_env,
+    free_port,
+    python_service,
+)
 from gatepass.problems import PROBLEM_JSON
 from gatepass.settings import EdgeAuthSettings
 from gatepass.testing import FakeIssuer
 
 __all__ = [
     "ChildService",
+    "EdgeAccessTests",
+    "EdgeKit",
     "EdgeUnderTest",
+    "Route",
     "child_service",
+    "edge_fixtures",
     "expect_problem",
     "free_port",
     "run_edge",
 ]
 
 LISTENING = "Uvicorn running on"
+UNKNOWN_ID = "nobody_has_this_id"  # fills a route's path parameters: a valid id, never found
+OVER_THE_BODY_LIMIT = 70_000  # bytes: past the default 64 KiB limit (gatepass.limits)
+
+EdgeFactory = Callable[..., FastAPI]  # create_app(settings, client=...)
+SettingsFactory = Callable[..., EdgeAuthSettings]  # the settings class: (issuer=, data_dir=)
 
 
 @dataclass
@@ -62,7 +89,7 @@ class EdgeUnderTest:
 
 @asynccontextmanager
 async def run_edge(
-    create_app: Callable[..., FastAPI],
+    create_app: EdgeFactory,
     settings: EdgeAuthSettings,
     issuer: FakeIssuer,
 ) -> AsyncIterator[EdgeUnderTest]:
@@ -77,6 +104,35 @@ async def run_edge(
             yield EdgeUnderTest(app, http, issuer, settings.audience)
 
 
+def _fresh_edge(
+    create_app: EdgeFactory, settings: SettingsFactory, issuer: FakeIssuer, data_dir: Path
+) -> AbstractAsyncContextManager[EdgeUnderTest]:
+    """The edge with default settings but the issuer's URL and an empty ``data_dir``."""
+    return run_edge(create_app, settings(issuer=issuer.issuer, data_dir=data_dir), issuer)
+
+
+def edge_fixtures(
+    create_app: EdgeFactory, settings: SettingsFactory, *, name: str
+) -> tuple[Any, Any]:
+    """An edge's two fixtures: ``issuer`` and ``name`` (the edge in-process, a fresh data folder).
+
+    The issuer signs with a key generated for the test and keeps real time (the edge's own clock):
+    tokens are valid now. A test that sets up the issuer differently (``fail_with``) before the
+    edge starts uses :func:`run_edge` itself.
+    """
+
+    @pytest.fixture(name="issuer")
+    def issuer_fixture() -> FakeIssuer:
+        return FakeIssuer(clock=time.time)
+
+    @pytest.fixture(name=name)
+    async def edge_fixture(issuer: FakeIssuer, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
+        async with _fresh_edge(create_app, settings, issuer, tmp_path) as edge:
+            yield edge
+
+    return issuer_fixture, edge_fixture
+
+
 def expect_problem(response: httpx.Response, status: int, code: str | None = None) -> Any:
     """Check ``response`` is a problem+json with ``status`` (and ``code``); return its body."""
     seen = f"{response.status_code} {response.headers.get('www-authenticate', '')} {response.text}"
@@ -88,62 +144,209 @@ def expect_problem(response: httpx.Response, status: int, code: str | None = Non
     return body
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# -- the access tests every edge shares ------------------------------------------------------
 
 
-@dataclass
-class ChildService:
-    """A service running as a child process, its output going to ``log``."""
+@dataclass(frozen=True)
+class Route:
+    """A protected route of an edge, as its OpenAPI document names it, and the scope it needs.
 
-    process: subprocess.Popen[bytes]
-    base_url: str
-    log: Path
+    ``scope`` None: any valid token gets past the door and the route decides for itself (the
+    video edge's delete: a moderator's scope, or the owner's). ``body``: a valid JSON body.
+    """
+
+    method: str
+    path: str
+    scope: str | None
+    body: Mapping[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def url(self) -> str:
+        """``path`` with each ``{parameter}`` an id that nothing has."""
+        return re.sub(r"\{[^}]*\}", UNKNOWN_ID, self.path)
+
+    async def call(self, edge: EdgeUnderTest, headers: Mapping[str, str] | None) -> httpx.Response:
+        return await edge.http.request(self.method, self.url, json=self.body, headers=headers)
+
+
+@dataclass(frozen=True)
+class EdgeKit:
+    """One edge, as :class:`EdgeAccessTests` sees it: how to build it, and who may call what.
+
+    ``scopes`` is what ``GET /about`` lists; ``routes`` every protected route; ``public`` the
+    routes of the edge's own that need no token (the probes, ``/healthz`` and so on, are checked
+    anyway).
+    """
+
+    create_app: EdgeFactory
+    settings: SettingsFactory
+    audience: str
+    scopes: frozenset[str]
+    routes: tuple[Route, ...]
+    public: tuple[str, ...] = ("/about",)
+
+    @property
+    def scoped(self) -> tuple[Route, ...]:
+        """The routes whose scope the door checks."""
+        return tuple(route for route in self.routes if route.scope is not None)
+
+    def run(self, issuer: FakeIssuer, data_dir: Path) -> AbstractAsyncContextManager[EdgeUnderTest]:
+        return _fresh_edge(self.create_app, self.settings, issuer, data_dir)
+
+    def first(self, method: str, *, with_id: bool) -> Route:
+        """The first scoped route of ``method`` with (or without) a path parameter."""
+        for route in self.scoped:
+            if route.method == method and ("{" in route.path) == with_id:
+                return route
+        raise LookupError(
+            f"{self.audience}: no scoped {method} route {'with' if with_id else 'without'} an id"
+        )
+
+
+def _other_scopes(kit: EdgeKit, needed: str) -> str:
+    """Every scope of the edge but ``needed``, and ``needed``'s action at another service."""
+    action = needed.partition(":")[2]
+    return " ".join([*sorted(kit.scopes - {needed}), f"elsewhere:{action}"])
+
+
+class EdgeAccessTests:
+    """Who gets in, for any edge: subclass it as ``Test<Edge>Access`` with ``kit = EdgeKit(...)``.
+
+    Needs the ``issuer`` fixture (:func:`edge_fixtures` makes it). Each test that takes ``route``
+    runs once per protected route, ``scoped`` once per route whose scope the door checks.
+    """
+
+    kit: ClassVar[EdgeKit]
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        for name, routes in (("route", self.kit.routes), ("scoped", self.kit.scoped)):
+            if name in metafunc.fixturenames:
+                metafunc.parametrize(name, routes, ids=str)
+
+    @pytest.fixture
+    async def edge(self, issuer: FakeIssuer, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
+        async with self.kit.run(issuer, tmp_path) as edge:
+            yield edge
+
+    async def test_about_is_public_and_names_the_scopes(self, edge: EdgeUnderTest) -> None:
+        about = (await edge.http.get("/about")).json()
+        assert about["service"] == about["audience"] == self.kit.audience
+        assert set(about["scopes"]) == self.kit.scopes
+        openapi = edge.app.openapi()  # not served in production (the default): API_DOCS
+        assert {route.path for route in self.kit.routes} <= set(openapi["paths"])
+
+    async def test_the_public_routes_need_no_token(self, edge: EdgeUnderTest) -> None:
+        for path in self.kit.public:
+            assert (await edge.http.get(path)).status_code == 200, path
+        assert (await edge.http.get("/healthz")).json() == {"status": "ok"}
+
+    @pytest.mark.parametrize("authorization", [None, "Basic eDp5"], ids=["none", "basic"])
+    async def test_no_bearer_token_is_a_bare_challenge(
+        self, edge: EdgeUnderTest, route: Route, authorization: str | None
+    ) -> None:
+        """No ``Authorization``, or another scheme: a challenge that names no error."""
+        headers = {"authorization": authorization} if authorization else None
+        answer = await route.call(edge, headers)
+        expect_problem(answer, 401, "missing_token")
+        assert answer.headers["www-authenticate"] == f'Bearer realm="{self.kit.audience}"'
+
+    async def test_a_garbage_token_is_invalid(self, edge: EdgeUnderTest, route: Route) -> None:
+        answer = await route.call(edge, {"authorization": "Bearer not.a.token"})
+        assert expect_problem(answer, 401, "invalid_token")["reason"] == "malformed"
+        challenge = answer.headers["www-authenticate"]
+        assert challenge.startswith(f'Bearer realm="{self.kit.audience}"')
+        assert 'error="invalid_token"' in challenge
+
+    async def test_a_token_for_another_service_is_refused(self, edge: EdgeUnderTest) -> None:
+        route = self.kit.scoped[0]
+        token = edge.issuer.token(sub="usr_bob", scope=route.scope, aud=["another-service"])
+        answer = await route.call(edge, {"authorization": f"Bearer {token}"})
+        assert expect_problem(answer, 401, "invalid_token")["reason"] == "wrong_audience"
+
+    async def test_each_route_needs_its_scope(self, edge: EdgeUnderTest, scoped: Route) -> None:
+        assert scoped.scope is not None
+        answer = await scoped.call(
+            edge, edge.bearer("usr_bob", _other_scopes(self.kit, scoped.scope))
+        )
+        body = expect_problem(answer, 403, "insufficient_scope")
+        assert body["required_scopes"] == [scoped.scope]
+        challenge = answer.headers["www-authenticate"]
+        assert 'error="insufficient_scope"' in challenge
+        assert f'scope="{scoped.scope}"' in challenge
+
+    async def test_a_body_over_the_limit_is_413(self, edge: EdgeUnderTest) -> None:
+        route = next(route for route in self.kit.scoped if route.body is not None)
+        grown = {
+            name: value + "x" * OVER_THE_BODY_LIMIT if isinstance(value, str) else value
+            for name, value in (route.body or {}).items()
+        }
+        headers = edge.bearer("usr_alice", route.scope or "")
+        answer = await edge.http.request(route.method, route.url, json=grown, headers=headers)
+        expect_problem(answer, 413, "payload_too_large")
+
+    async def test_ready_with_keys_and_a_database(self, edge: EdgeUnderTest) -> None:
+        ready = (await edge.http.get("/readyz")).json()
+        assert ready["checks"] == {"keys": True, "database": True}
+        assert ready["keyset"]["kids"] == [edge.issuer.default_kid]
+
+    async def test_metrics_count_requests_by_route(self, edge: EdgeUnderTest) -> None:
+        listing, one = self.kit.first("GET", with_id=False), self.kit.first("GET", with_id=True)
+        assert (await listing.call(edge, edge.bearer("usr_bob", listing.scope or ""))).is_success
+        await one.call(edge, edge.bearer("usr_bob", one.scope or ""))
+        metrics = (await edge.http.get("/metrics")).text
+        counted = f'gatepass_edge_http_requests_total{{method="GET",route="{listing.path}",'
+        assert f'{counted}status="200"}} 1.0' in metrics
+        assert f'route="{one.path}",status="404"' in metrics
+        assert "gatepass_edge_jwks_usable 1.0" in metrics
+
+    async def test_unready_and_503_while_the_issuer_is_unreachable(
+        self, issuer: FakeIssuer, tmp_path: Path
+    ) -> None:
+        issuer.fail_with = httpx.ConnectError("connection refused")
+        route = self.kit.first("GET", with_id=False)
+        async with self.kit.run(issuer, tmp_path) as edge:
+            body = expect_problem(await edge.http.get("/readyz"), 503, "not_ready")
+            assert body["checks"] == {"keys": False, "database": True}
+            assert body["keyset"]["last_fetch_outcome"] is not None
+            answer = await route.call(edge, edge.bearer("usr_bob", route.scope or ""))
+            expect_problem(answer, 503)
+            assert int(answer.headers["retry-after"]) >= 1
+            assert (await edge.http.get("/healthz")).status_code == 200
+
+
+# -- the edge as a process -------------------------------------------------------------------
+
+
+class ChildService(Service):
+    """An edge started by :func:`child_service`; :meth:`output` is what it wrote."""
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The child process itself (:attr:`running` and :attr:`returncode` say the same)."""
+        assert self._process is not None, "started by child_service"
+        return self._process
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.run_output()
 
 
 @contextmanager
 def child_service(
-    module: str, env: Mapping[str, str], log: Path, *, timeout: float = 30.0
+    module: str, env: Mapping[str, str], log: Path, *, timeout: float = READY_TIMEOUT
 ) -> Iterator[ChildService]:
-    """``python -m module`` on a free loopback port, until uvicorn listens; stopped by SIGTERM.
+    """``python -m module`` on a free loopback port, until uvicorn listens; stopped on the way out.
 
-    The child gets this environment without any ``GATEPASS_*`` variable, plus ``env``.
+    The child gets this environment without any ``GATEPASS_*`` variable, plus ``env``. A child
+    that exits first, or is not listening within ``timeout`` seconds, raises
+    :class:`~gatepass.launch.ServiceStartError` (a ``RuntimeError``) with its last words.
     """
     port = free_port()
-    command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            command, env={**child_env, **env}, stdout=sink, stderr=subprocess.STDOUT
-        )
-    service = ChildService(process, f"http://127.0.0.1:{port}", log)
-    try:
-        _wait_listening(service, timeout)
-        yield service
-    finally:
-        _stop(process)
-
-
-def _wait_listening(service: ChildService, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while LISTENING not in service.output():
-        if service.process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the service did not start:\n{service.output()}")
-        time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    command = python_service(module, port)
+    with ChildService(
+        module, command, base_url=base_url(port), log=log, env=clean_env(env)
+    ) as child:
+        child.wait_for_log(LISTENING, timeout)
+        yield child
