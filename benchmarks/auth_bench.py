@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -38,7 +39,7 @@ from gatepass.launch import (
 )
 
 PASSWORD = "benchmark password, long and unique 7"  # noqa: S105 - a throwaway test account
-ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+ARGON2: dict[str, Any] = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
 
 
 def pin(core: int) -> None:

@@ -93,7 +93,7 @@ def answer(response: httpx.Response) -> tuple[object, ...]:
     )
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     # case: (claims, header, expected reason)
     "typ not at+jwt": ({}, {"typ": "JWT"}, "wrong_typ"),
     "another audience": ({"aud": "mail"}, {}, "wrong_audience"),
@@ -125,7 +125,7 @@ async def test_a_bad_token_gets_the_edge_s_answer(
     assert answer(here) == answer(at_edge)
     assert answer(here)[0::2] == (401, "invalid_token")
     assert answer(here)[3] == reason
-    assert answer(here)[1].startswith(f'Bearer realm="{REALM}", error="invalid_token"')
+    assert str(answer(here)[1]).startswith(f'Bearer realm="{REALM}", error="invalid_token"')
 
 
 async def test_a_token_within_the_leeway_passes_at_both(

@@ -735,7 +735,7 @@ async def test_jwks_route_caching_headers(replicas: Replicas) -> None:
     # Each answer is counted, so the issuer sees what the edges' caches cost it.
     served = {
         sample.labels["status"]: sample.value
-        for sample in metrics.jwks_requests.collect()[0].samples
+        for sample in next(iter(metrics.jwks_requests.collect())).samples
         if sample.name.endswith("_total")
     }
     assert served["304"] >= 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import column, select, table
+from typing import Any
+
+from sqlalchemy import Select, column, select, table
 
 from gatepass.paging import MAX_OFFSET, Page, PageRequest
 
@@ -39,7 +41,7 @@ def test_subclasses_add_fields() -> None:
 
 
 def test_the_window_asks_for_one_row_more() -> None:
-    query = select(column("id")).select_from(table("t"))
+    query: Select[tuple[Any]] = select(column("id")).select_from(table("t"))
     statement = PageRequest(limit=10, offset=30).window(query)
     compiled = statement.compile(compile_kwargs={"literal_binds": True})
     assert "LIMIT 11 OFFSET 30" in str(compiled)
