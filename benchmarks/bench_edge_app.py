@@ -8,10 +8,10 @@ the same process, behind the same server and the same (empty) middleware stack:
 - ``GET /open``: no authentication at all, the ceiling;
 - ``GET /protected``: the gatepass library exactly as an edge wires it (``EdgeAuth`` from
   settings, a remote key set following the issuer's JWKS through discovery, the verified-token
-  cache, ``require_scopes("mail:read")`` on a router whose routes are ``GatepassRoute``s, which
-  check the token at the door instead of through FastAPI's dependency resolution);
-- ``GET /protected-depends``: the same, on a plain FastAPI route: FastAPI resolves
-  ``require_scopes`` like any dependency (what an app gets without ``GatepassRoute``);
+  cache, ``require_scopes("mail:read")`` on a ``GatepassRoute``, which checks the token as soon
+  as the route matched; FastAPI then resolves the dependency, which finds the principal checked);
+- ``GET /protected-depends``: the same, on a plain FastAPI route: ``require_scopes`` checks the
+  token when FastAPI resolves it (what an app gets without ``GatepassRoute``);
 - ``GET /naive``: the common tutorial way: FastAPI's ``HTTPBearer``, then PyJWT per request
   (``get_unverified_header`` to find the key, then ``jwt.decode`` with audience and issuer), with
   the JWKS fetched once at start-up into a dict of ``PyJWK`` (what ``PyJWKClient`` caches);

@@ -16,9 +16,9 @@ same edge process:
 - (d) ``GET /naive``, the same tokens: FastAPI ``HTTPBearer`` + PyJWT ``decode`` per request;
 - (e) ``GET /introspect``, the same tokens: the edge asks the auth service per request (RFC 7662,
   one pooled keep-alive httpx client);
-- (f) ``GET /protected-depends``, the hot token: (b)'s route without ``GatepassRoute``, so FastAPI
-  resolves ``require_scopes`` as a dependency; shown beside (b), for apps that do not use the
-  route class (32 connections, first algorithm only; no goal).
+- (f) ``GET /protected-depends``, the hot token: (b)'s route without ``GatepassRoute``, so the
+  token is checked when FastAPI resolves ``require_scopes``, not at the door; shown beside (b),
+  for apps that do not use the route class (32 connections, first algorithm only; no goal).
 
 Each scenario gets ``--seconds`` in all (default 12), split into ``--rounds`` rounds (default 6)
 that alternate with the other scenarios' rounds (the order rotating), after a warm-up. A
@@ -26,7 +26,7 @@ scenario's req/s, CPU per request, p50 and p99 are the median of its rounds', an
 is the median over rounds of the ratio within each round: on a shared machine a burst of noise
 then sinks one round, not the verdict (the range of the rounds' ratios is printed beside it).
 
-Goals (from the issue): (b) >= 0.85 x (a); (c) >= 1.3 x (d); (b) >= 5 x (e) with (b)'s p99 under
+Goals: (b) >= 0.85 x (a); (c) >= 1.3 x (d); (b) >= 5 x (e) with (b)'s p99 under
 half of (e)'s. The first algorithm of ``--algs`` (ES256) runs (a) to (e) and one-connection runs;
 each other one runs (a) to (d) with its own auth service (fresh data folder) and edge, since
 which algorithm is cheapest to verify decides the default for edges.
@@ -71,7 +71,14 @@ from cryptography.hazmat.backends.openssl.backend import backend
 
 from benchmarks import loadgen
 from benchmarks.verify_bench import python_build
-from gatepass.edgetest import free_port
+from gatepass.launch import (
+    Service,
+    ServiceStartError,
+    base_url,
+    clean_env,
+    free_port,
+    python_service,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -186,55 +193,31 @@ def cpu_seconds(pid: int) -> float:
 # -- child processes --------------------------------------------------------------------------
 
 
-class Child:
+class Child(Service):
     """One service process (pinned by its command), logging to a file, stopped for sure."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
-        self.name, self.log = name, log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-            )
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        """Its process id, read in /proc for its CPU time (start_auth and start_edge start it)."""
+        pid = super().pid
+        if pid is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return pid
 
-    def wait_ready(self, url: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        tail = self.log.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"{self.name} did not become ready at {url}; its log ends:\n{tail}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """Our environment minus any GATEPASS_* a developer's shell exports, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPASS_")}
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
+    def ready(self, path: str) -> None:
+        """Wait until ``path`` answers 200; a child that never does ends the run with its log."""
+        try:
+            self.wait_ready(path, READY_TIMEOUT)
+        except ServiceStartError as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def start_auth(
     stack: contextlib.ExitStack, data_dir: Path, alg: str, secret: str, where: Placement
 ) -> tuple[Child, str]:
     port = free_port()
-    base = f"http://{HOST}:{port}"
-    env = child_env(
+    base = base_url(port, HOST)
+    env = clean_env(
         {
             "GATEPASS_AUTH_ENVIRONMENT": "development",
             "GATEPASS_AUTH_DATA_DIR": str(data_dir),
@@ -249,11 +232,12 @@ def start_auth(
             "GATEPASS_AUTH_INTROSPECTION_CLIENTS": json.dumps({CLIENT_ID: secret}),
         }
     )
-    cmd = [sys.executable, "-m", "auth_service", "--host", HOST, "--port", str(port)]
+    cmd = python_service("auth_service", port, HOST)
     # Started unpinned: minting tokens gets both CPUs; bring_up() pins it before any measurement.
-    child = Child(f"auth service ({alg})", where.unpinned() + cmd, env, data_dir / "auth.log")
-    stack.callback(child.stop)
-    child.wait_ready(f"{base}/readyz")
+    name, log = f"auth service ({alg})", data_dir / "auth.log"
+    child = Child(name, where.unpinned() + cmd, base_url=base, log=log, env=env, cwd=ROOT)
+    stack.enter_context(child)  # started now, stopped with the stack
+    child.ready("/readyz")
     return child, base
 
 
@@ -270,12 +254,13 @@ def start_edge(
     cmd = [sys.executable, "-m", "benchmarks.bench_edge_app", "--port", str(port)]
     cmd += ["--issuer", issuer, "--audience", AUDIENCE, "--token-cache-size", str(cache)]
     cmd += ["--client-id", CLIENT_ID]
-    env = child_env({"GATEPASS_BENCH_INTROSPECTION_SECRET": secret})
-    child = Child("edge", where.prefix(where.edge) + cmd, env, log_dir / "edge.log")
-    stack.callback(child.stop)
-    base = f"http://{HOST}:{port}"
-    child.wait_ready(f"{base}/open")
-    child.wait_ready(f"{base}/bench-stats")
+    env = clean_env({"GATEPASS_BENCH_INTROSPECTION_SECRET": secret})
+    base = base_url(port, HOST)
+    log = log_dir / "edge.log"
+    child = Child("edge", where.prefix(where.edge) + cmd, base_url=base, log=log, env=env, cwd=ROOT)
+    stack.enter_context(child)  # started now, stopped with the stack
+    child.ready("/open")
+    child.ready("/bench-stats")
     return child, base
 
 

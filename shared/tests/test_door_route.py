@@ -1,7 +1,8 @@
 """GatepassRoute: what checking at the door changes, and what it must not.
 
 The RFC 6750 answers themselves are tested through both route classes in
-``test_fastapi_dependency.py``; here: order, signatures, OpenAPI, overrides, nesting.
+``test_fastapi_dependency.py``; here: order, the route left as FastAPI built it, OpenAPI,
+overrides, nesting.
 """
 
 from __future__ import annotations
@@ -163,13 +164,19 @@ async def test_the_openapi_document_is_the_same(serve: Serve) -> None:
     assert documents[0] == documents[1]
 
 
-async def test_the_door_takes_gatepass_dependencies_from_fastapi(serve: Serve) -> None:
-    async with serve(GatepassRoute) as (app, _http, _auth):
-        route = next(r for r in app.routes if getattr(r, "path", "") == "/messages")
-        calls = [dependency.call for dependency in route.dependant.dependencies]
-        body = route.dependant.body_params
-    assert body  # the body stays with FastAPI, the scope checks do not
-    assert all(gatepass_scopes(call) is None for call in calls)
+async def test_the_door_leaves_the_route_as_fastapi_built_it(serve: Serve) -> None:
+    dependants = {}
+    for route_class in (APIRoute, GatepassRoute):
+        async with serve(route_class) as (app, _http, _auth):
+            route = next(r for r in app.routes if getattr(r, "path", "") == "/messages")
+            assert route.endpoint.__name__ == "send"  # the endpoint itself, not a stand-in
+            dependants[route_class] = route.dependant
+    calls = [dependency.call for dependency in dependants[GatepassRoute].dependencies]
+    assert [gatepass_scopes(call) for call in calls] == [
+        frozenset({"mail:send"}),
+        frozenset({"mail:read"}),
+    ]
+    assert [d.call for d in dependants[APIRoute].dependencies] == calls
 
 
 async def test_one_verification_a_request_even_when_nested(
@@ -193,20 +200,40 @@ async def test_an_override_without_parameters_is_honoured(serve: Serve) -> None:
         assert (await http.get("/with-request")).status_code == 401
 
 
-async def test_an_override_with_parameters_is_a_clear_error(serve: Serve) -> None:
-    async def needs_request(request: Request) -> AccessPrincipal:
-        raise AssertionError("never called")
+async def test_an_override_with_parameters_is_honoured(serve: Serve) -> None:
+    async def from_a_header(request: Request) -> AccessPrincipal:
+        sub = request.headers["x-test-user"]
+        return AccessPrincipal(sub, frozenset(), ("mail",), 2e9, 0, None, None, None, {})
 
     async with serve(GatepassRoute) as (app, http, _auth):
-        app.dependency_overrides[current_principal] = needs_request
-        with pytest.raises(RuntimeError, match="no parameters"):
-            await http.get("/with-request")
+        app.dependency_overrides[current_principal] = from_a_header
+        response = await http.get("/with-request", headers={"x-test-user": "usr_h"})
+    assert response.json()["sub"] == "usr_h"
 
 
-def test_what_the_door_cannot_rewrite_stays_with_fastapi() -> None:
+async def test_require_scopes_can_be_overridden_anew(serve: Serve) -> None:
+    fake = AccessPrincipal("usr_test", frozenset(), ("mail",), 2e9, 0, None, None, None, {})
+    async with serve(GatepassRoute) as (app, http, _auth):
+        # Not the object the route was built with: the same scopes give the same dependency.
+        app.dependency_overrides[require_scopes("mail:read")] = lambda: fake
+        assert (await http.get("/sync")).json() == {"sub": "usr_test"}
+        assert (await http.get("/with-request")).status_code == 401  # Principal: still checked
+
+
+async def test_a_callable_object_is_checked_at_the_door_too(
+    serve: Serve, issuer: FakeIssuer
+) -> None:
     class Endpoint:
-        async def __call__(self, user: Principal) -> str:
+        async def __call__(self, draft: Draft, user: Principal) -> str:
             return user.sub
 
-    route = GatepassRoute("/callable", Endpoint())
-    assert [d.call for d in route.dependant.dependencies] == [current_principal]
+    async with serve(GatepassRoute) as (app, http, auth):
+        app.router.add_api_route("/callable", Endpoint(), methods=["POST"])
+        refused = await http.post("/callable", content=b"{not json")
+        token = issuer.token(sub="usr_c")
+        accepted = await http.post(
+            "/callable", json={"to": "x", "body": "y"}, headers=bearer(token)
+        )
+    assert refused.status_code == 401  # before the body: a plain route would answer 400
+    assert accepted.json() == "usr_c"
+    assert auth.readiness().verified == 1

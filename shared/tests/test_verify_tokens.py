@@ -263,6 +263,44 @@ async def test_forged_tokens_are_refused_with_their_reason(
     assert verifier.stats.rejections == {reason: 1}
 
 
+# Two or more claims wrong at once: the refusal names the first, in the documented order
+# (iss, aud, exp, iat, nbf, sub, scope, sid, jti, client_id), whatever the token looks like.
+CLAIM_ORDER: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
+    "issuer-before-audience": (lambda now: {"iss": "https://evil.test", "aud": []}, "wrong_issuer"),
+    "no-issuer-before-expiry": (lambda now: {"iss": None, "exp": now - 3600}, "missing_claim"),
+    "audience-before-expiry": (lambda now: {"aud": ["video"], "exp": now - 3600}, "wrong_audience"),
+    "expiry-before-issued-at": (lambda now: {"exp": now - 3600, "iat": now + 3600}, "expired"),
+    "float-expiry-still-checked": (lambda now: {"exp": now - 3600.5}, "expired"),
+    "issued-at-before-sub": (lambda now: {"iat": now + 3600, "sub": None}, "not_yet_valid"),
+    "not-before-before-sub": (lambda now: {"nbf": now + 3600, "sub": ""}, "not_yet_valid"),
+    "null-not-before": (lambda now: {"nbf": None}, "missing_claim"),
+    "sub-before-scope": (lambda now: {"sub": 7, "scope": ["mail:read"]}, "invalid_claim"),
+    "null-scope": (lambda now: {"scope": None}, "invalid_claim"),
+    "null-issued-at": (lambda now: {"iat": None}, "missing_claim"),
+}
+
+
+@pytest.mark.parametrize(("claims", "reason"), CLAIM_ORDER.values(), ids=CLAIM_ORDER.keys())
+async def test_the_first_wrong_claim_is_the_one_named(
+    claims: Callable[[int], dict[str, Any]],
+    reason: str,
+    issuer: FakeIssuer,
+    clock: ManualClock,
+    verifier: Verifier,
+) -> None:
+    # Signed by hand: PyJWT would drop the explicit nulls FakeIssuer.token() treats as "remove".
+    token = es256_sign(issuer, header_for(issuer), {**issuer.claims(), **claims(int(clock()))})
+    assert await reason_of(verifier, token) == reason
+
+
+async def test_times_may_be_floats_or_negative(
+    issuer: FakeIssuer, clock: ManualClock, verifier: Verifier
+) -> None:
+    now = int(clock())
+    principal = await verifier.verify(issuer.token(exp=now + 300.5, iat=-1))
+    assert (principal.exp, principal.iat) == (now + 300.5, -1)
+
+
 async def test_hs256_signed_with_the_public_key_pem_is_refused(
     issuer: FakeIssuer, verifier: Verifier
 ) -> None:
@@ -321,9 +359,9 @@ async def test_headers_are_remembered_only_for_accepted_tokens(
     issuer: FakeIssuer, verifier: Verifier
 ) -> None:
     await reason_of(verifier, _tamper_signature(issuer.token()))
-    assert verifier._headers == {}
+    assert verifier._known_headers == {}
     await verifier.verify(issuer.token())
-    assert len(verifier._headers) == 1
+    assert len(verifier._known_headers) == 1
     assert await reason_of(verifier, issuer.token(aud=["video"])) == "wrong_audience"
 
 

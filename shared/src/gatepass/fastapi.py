@@ -12,16 +12,16 @@ An app builds one :class:`EdgeAuth` in its factory, installs it, and runs it in 
 Routes reach the instance through ``request.app.state``, so nothing is built at import time and the
 dependency aliases below are plain module constants.
 
-This module is the one place where verification errors become HTTP (RFC 6750 section 3, bodies
-as RFC 9457 problem details): a bad token is 401 ``invalid_token``, no token is a bare 401
-challenge, a missing scope is 403 ``insufficient_scope``, two tokens are 400 ``invalid_request``,
-and no usable keys is 503 with ``Retry-After``, never 401.
+Verification errors become HTTP through :mod:`gatepass.challenges`, the RFC 6750 vocabulary the
+auth service shares (bodies as RFC 9457 problem details): a bad token is 401 ``invalid_token``, no
+token is a bare 401 challenge, a missing scope is 403 ``insufficient_scope``, two tokens are 400
+``invalid_request``, and no usable keys is 503 with ``Retry-After``, never 401.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -29,18 +29,11 @@ import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.registry import CollectorRegistry
-from starlette.types import Scope
 
+from gatepass import challenges
 from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource, checked_token
 from gatepass.core.clock import Clock, system_clock
-from gatepass.core.errors import (
-    AccessDeniedError,
-    GatepassError,
-    InsufficientScopeError,
-    KeysUnavailableError,
-    RequestError,
-    TokenError,
-)
+from gatepass.core.errors import GatepassError
 from gatepass.core.keyset import RemoteKeySet
 from gatepass.core.principal import AccessPrincipal
 from gatepass.core.tokencache import TokenCache
@@ -72,7 +65,6 @@ class EdgeAuth:
         self.verifier = verifier
         self.realm = realm
         self.source = source or BearerHeader()
-        self._header_only = type(self.source) is BearerHeader  # cached_principal's fast path
 
     @classmethod
     def from_settings(
@@ -144,43 +136,11 @@ class EdgeAuth:
 
     # -- the request path -------------------------------------------------------------------
 
-    def cached_principal(self, scope: Scope) -> AccessPrincipal | None:
-        """The hot path, in one call: the principal of the request's one ``Authorization: Bearer``
-        token if the verified-token cache holds it (and its key is still usable), else ``None``.
-
-        ``None`` decides nothing: :meth:`authenticate` then does the whole work and gives the
-        answer (a second header, another scheme, a cookie source, a new token all end up there).
-        """
-        if not self._header_only:
-            return None
-        found = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if found is not None:
-                    return None
-                found = value
-        if found is None or found[:7] != b"Bearer ":
-            return None
-        return self.verifier.cached(found[7:])
-
     async def authenticate(self, request: Request) -> AccessPrincipal:
         """The caller of ``request``, or a :class:`ProblemError` to answer with."""
-        verifier = self.verifier
+        token = self._presented_token(request)
         try:
-            presented = self.source.extract(request.scope)
-            if presented is not None:
-                # A token seen before is found by its bytes, with no await and no parsing.
-                principal = verifier.cached(presented.raw)
-                if principal is not None:
-                    return principal
-                token = checked_token(presented.raw)
-        except GatepassError as exc:
-            verifier.stats.rejected(exc.reason)
-            raise self.problem(exc) from None
-        if presented is None:
-            raise self._no_token()
-        try:
-            return await verifier.verify(token, missed=True)
+            return await self.verifier.verify(token)
         except GatepassError as exc:  # counted by the verifier
             raise self.problem(exc) from None
 
@@ -194,79 +154,27 @@ class EdgeAuth:
     def insufficient_scope(self, required: frozenset[str]) -> ProblemError:
         """The 403 for a token lacking some of ``required`` (counted as a rejection)."""
         self.verifier.stats.rejected("insufficient_scope")
-        return self.problem(InsufficientScopeError(tuple(sorted(required))))
+        return challenges.insufficient_scope(required, self.realm)
 
     def problem(self, exc: GatepassError) -> ProblemError:
-        """The HTTP answer to a verification error."""
-        match exc:
-            case TokenError():
-                return self._refusal(exc, 401, "Invalid access token")
-            case RequestError():
-                return self._refusal(exc, 400, "Invalid request")
-            case InsufficientScopeError():
-                extra = {"required_scopes": list(exc.required)}
-                scope = " ".join(exc.required)
-                return self._refusal(exc, 403, "Insufficient scope", extra, scope=scope)
-            case AccessDeniedError():
-                return _problem(exc, 403, "Forbidden")
-            case KeysUnavailableError():
-                retry_after = {"retry-after": str(math.ceil(exc.retry_after))}
-                return _problem(exc, 503, "Service unavailable", headers=retry_after)
-        return _problem(exc, 400, "Bad request")
+        """The HTTP answer to a verification error (:func:`gatepass.challenges.problem`)."""
+        return challenges.problem(exc, self.realm)
 
-    def _refusal(
-        self,
-        exc: GatepassError,
-        status: int,
-        title: str,
-        extra: Mapping[str, object] | None = None,
-        **params: str,
-    ) -> ProblemError:
-        """A problem with the RFC 6750 challenge naming the error."""
-        challenge = _challenge(
-            self.realm, error=exc.error, error_description=exc.description, **params
-        )
-        return _problem(exc, status, title, headers={"www-authenticate": challenge}, extra=extra)
+    def _presented_token(self, request: Request) -> bytes:
+        """The request's one token (RFC 6750 characters only), or the problem to answer with."""
+        try:
+            presented = self.source.extract(request.scope)
+            token = None if presented is None else checked_token(presented.raw)
+        except GatepassError as exc:
+            self.verifier.stats.rejected(exc.reason)
+            raise self.problem(exc) from None
+        if token is None:
+            raise self._no_token()
+        return token
 
     def _no_token(self) -> ProblemError:
         self.verifier.stats.rejected("missing_token")
-        return ProblemError(
-            "This resource needs an access token.",
-            status=401,
-            code="missing_token",
-            title="Authentication required",
-            headers={"www-authenticate": _challenge(self.realm)},
-        )
-
-
-def _problem(
-    exc: GatepassError,
-    status: int,
-    title: str,
-    *,
-    headers: dict[str, str] | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> ProblemError:
-    """The problem body: ``code`` is the RFC 6750 / 6749 error, ``reason`` the finer code."""
-    return ProblemError(
-        exc.description,
-        status=status,
-        code=exc.error,
-        title=title,
-        headers=headers,
-        extra={"reason": exc.reason, **(extra or {})},
-    )
-
-
-def _challenge(realm: str, **params: str) -> str:
-    """A ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3)."""
-    pairs = [("realm", realm), *params.items()]
-    return "Bearer " + ", ".join(f'{name}="{_quotable(value)}"' for name, value in pairs)
-
-
-def _quotable(value: str) -> str:
-    """RFC 6750 allows %x20-21 / %x23-5B / %x5D-7E inside the quotes: drop anything else."""
-    return "".join(c for c in value if " " <= c <= "~" and c not in '"\\')
+        return challenges.no_token(self.realm)
 
 
 def _source(settings: EdgeAuthSettings) -> TokenSource:
@@ -311,8 +219,9 @@ def gatepass_scopes(dependency: object) -> frozenset[str] | None:
 
 
 async def current_principal(request: Request) -> AccessPrincipal:
-    """The dependency: ``async`` (a plain ``def`` would run in the threadpool), and lean."""
-    checked = request.scope.get(PRINCIPAL_SCOPE_KEY)  # checked at the door already
+    """The dependency: ``async`` (a plain ``def`` would run in the threadpool). The principal
+    :class:`~gatepass.routing.GatepassRoute` checked at the door if it did, else verified now."""
+    checked = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if checked is not None:
         return checked  # type: ignore[no-any-return]
     return await edge_auth(request).authenticate(request)
@@ -331,18 +240,20 @@ def require_scopes(
 
     Returns the principal, so it can stand in for :data:`Principal`:
     ``user: Annotated[AccessPrincipal, Depends(require_scopes("mail:read"))]``, or
-    ``dependencies=[Depends(require_scopes("mail:read"))]`` on a route or router.
+    ``dependencies=[Depends(require_scopes("mail:read"))]`` on a route or router. The same
+    scopes give the same dependency, so a test can override ``require_scopes("mail:read")``.
     """
-    required = frozenset(scopes)
+    return _scoped_principal(frozenset(scopes))
 
-    # One dependency, not one on top of Principal: each level FastAPI resolves costs more per
-    # request than a cached verify does.
+
+@functools.cache
+def _scoped_principal(required: frozenset[str]) -> Callable[[Request], Awaitable[AccessPrincipal]]:
+    # Not a dependency on top of Principal: FastAPI resolves each level of dependencies with
+    # its general machinery, which costs more per request than a cached verification.
     async def scoped_principal(request: Request) -> AccessPrincipal:
-        auth = edge_auth(request)
-        checked = request.scope.get(PRINCIPAL_SCOPE_KEY)  # at the door, maybe for fewer scopes
-        principal = await auth.authenticate(request) if checked is None else checked
+        principal = await current_principal(request)
         if not required <= principal.scopes:
-            raise auth.insufficient_scope(required)
+            raise edge_auth(request).insufficient_scope(required)
         return principal
 
     setattr(scoped_principal, _SCOPES_ATTRIBUTE, required)

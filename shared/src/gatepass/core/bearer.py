@@ -4,14 +4,16 @@ A request carries exactly one token. Two ``Authorization`` headers, a header and
 cookie twice is ``invalid_request`` (RFC 6750 section 3.1): guessing which one the client meant is
 how confused-deputy bugs start.
 
-These read the raw ASGI headers instead of ``request.headers``/``HTTPBearer``, which build objects
-this path does not need (FastAPI's ``HTTPBearer`` costs about 52 us a request), and hand the token
-over as the bytes that came: a cached token is found by those bytes, so the hot path never decodes
-them, and the character check (:func:`checked_token`) runs only for a token the cache has not seen.
+These read the raw ASGI headers instead of ``request.headers`` or FastAPI's ``HTTPBearer``, which
+build objects this path does not need, and hand the token over as the bytes that came: the
+verifier and its cache of verified tokens take bytes, so nothing is decoded on the way.
 
 A token in a cookie is sent by the browser on its own, so an unsafe request (``POST``, ``DELETE``,
 ...) authenticated by cookie must also prove it comes from our pages: the double-submit check
-compares a header with a second, script-readable cookie that the auth service sets at login.
+compares a header with a second, script-readable cookie (``gatepass_csrf`` by default). The auth
+service sets neither cookie today (its login answers JSON): whoever puts the token in a cookie
+for a browser must also set the CSRF cookie to a random value, which the page's script copies
+into the header.
 """
 
 from __future__ import annotations
@@ -55,16 +57,7 @@ class BearerHeader:
     """``Authorization: Bearer <token>`` only (apps, services)."""
 
     def extract(self, scope: Scope) -> PresentedToken | None:
-        # One pass, no list: this runs on every protected request, cached token or not.
-        found = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if found is not None:
-                    raise RequestError("The request carries more than one Authorization header.")
-                found = value
-        if found is None:
-            return None
-        token = _bearer_credentials(found)
+        token = _bearer(_header_values(scope, b"authorization"))
         return None if token is None else PresentedToken(token, "header")
 
 
@@ -87,14 +80,8 @@ class BearerHeaderOrCookie:
         self._csrf_header = csrf_header.lower().encode("latin-1")
 
     def extract(self, scope: Scope) -> PresentedToken | None:
-        authorization: list[bytes] = []
-        cookies: list[bytes] = []
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization.append(value)
-            elif name == b"cookie":
-                cookies.append(value)
-        from_header = _bearer(authorization)
+        cookies = _header_values(scope, b"cookie")
+        from_header = _bearer(_header_values(scope, b"authorization"))
         # An emptied cookie (what a logout leaves behind) is no token at all.
         from_cookie = _single(_cookie_values(cookies, self.cookie_name), "the token cookie") or None
         if from_header is not None and from_cookie is not None:
@@ -110,13 +97,18 @@ class BearerHeaderOrCookie:
         if self.csrf_cookie is None or scope.get("method", "GET") in _SAFE_METHODS:
             return
         expected = _single(_cookie_values(cookies, self.csrf_cookie), "the CSRF cookie")
-        sent = [value for name, value in scope["headers"] if name == self._csrf_header]
+        sent = _header_values(scope, self._csrf_header)
         if (
             not expected
             or len(sent) != 1
             or not hmac.compare_digest(sent[0], expected.encode("latin-1"))
         ):
             raise CsrfError
+
+
+def _header_values(scope: Scope, name: bytes) -> list[bytes]:
+    """Every value of one header (ASGI gives names in lower case), in order."""
+    return [value for key, value in scope["headers"] if key == name]
 
 
 def _bearer(values: list[bytes]) -> bytes | None:
@@ -130,8 +122,6 @@ def _bearer(values: list[bytes]) -> bytes | None:
 
 def _bearer_credentials(value: bytes) -> bytes | None:
     """The credentials of one ``Authorization`` value if its scheme is Bearer (any case)."""
-    if value[:7] == b"Bearer ":  # what every client sends: no split, no lowering
-        return value[7:].strip(b" ")
     scheme, _, credentials = value.partition(b" ")
     if scheme.lower() != b"bearer":
         return None
@@ -140,7 +130,7 @@ def _bearer_credentials(value: bytes) -> bytes | None:
 
 def checked_token(token: bytes) -> bytes:
     """``token`` if it is RFC 6750 b64token characters only (the verifier checks the rest); else
-    ``RequestError``, a 400. Needed only for a token the verified-token cache does not hold."""
+    ``RequestError``, a 400."""
     if not token or token.translate(None, _TOKEN_CHARS):
         raise RequestError("The bearer token is malformed.")
     return token
