@@ -269,6 +269,6 @@ def test_service_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     url = "postgresql+asyncpg://db/notes"
     assert spec.url(NotesSettings(database_url=url)) == url
     with pytest.raises(ValidationError):
-        NotesSettings(log_level="chatty")  # type: ignore[arg-type]
+        NotesSettings(log_level="chatty")
     with pytest.raises(ValidationError):
         NotesSettings(max_body_bytes=10)

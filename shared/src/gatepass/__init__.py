@@ -9,8 +9,8 @@ imported only when first used:
 
 - :mod:`gatepass.core`: the JWKS key set, the verifier, the verified-token cache, the error tree;
 - :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, RFC 6750 answers;
-- :mod:`gatepass.routing`: ``GatepassRoute``, which checks those at the door, before FastAPI's
-  dependency resolution (faster, and before the body is read);
+- :mod:`gatepass.routing`: ``GatepassRoute``, which checks the token as soon as the route matched,
+  before the body is read or any other dependency runs;
 - :mod:`gatepass.settings`: ``EdgeAuthSettings``, read with each edge's own prefix;
 """
 
