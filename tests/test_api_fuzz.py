@@ -208,7 +208,7 @@ def auth_service(
 ) -> Target:
     app = create_auth_app(_auth_settings(tmp_path_factory.mktemp("auth"), database()))
     app.add_api_route(MINT_PATH, _mint_admin_token, methods=["POST"], include_in_schema=False)
-    client = asgi.get_client(app)
+    client = asgi.get_client(app)  # type: ignore[arg-type]  # schemathesis types ASGI apps narrowly
     client_id, secret = INTROSPECTION_CLIENT
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
