@@ -5,6 +5,11 @@ half a gigabyte; a half-sent request held a connection for over a minute; half-o
 starved an edge of descriptors. Each service now runs uvicorn with :mod:`gatepass.server`'s
 limits, set here small through the settings. Every wait is bounded, with twice the timeout as
 its margin; a timer never fires early, so lower bounds are safe too.
+
+Three processes for the module, started side by side (a start costs seconds of imports): a mail
+edge with small limits and timeouts (the timing tests), an auth service with the same limits and a
+small body limit, and a video edge with the small header limit and room for three connections
+(the concurrency test: its timeouts stay long, so held connections stay held).
 """
 
 from __future__ import annotations
@@ -37,10 +42,9 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
 REQUEST_AND_CLOSE = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 
 
-def start(
-    request: pytest.FixtureRequest, tmp_path: Path, service: str, settings: Mapping[str, str]
-) -> ServiceProcess:
-    """``service`` (auth, mail or video) as a process, with ``settings`` under its prefix."""
+def launch(tmp_path: Path, service: str, settings: Mapping[str, str]) -> ServiceProcess:
+    """``service`` (auth, mail or video) as a process, with ``settings`` under its prefix; started,
+    not waited for."""
     module, prefix = {
         "auth": ("auth_service", "GATEPASS_AUTH_"),
         "mail": ("edge_service_mail", "GATEPASS_MAIL_"),
@@ -66,22 +70,56 @@ def start(
         ready_path="/healthz",  # an edge without its issuer is alive, if not ready
         listening_log="Uvicorn running on",
     )
-    report_logs_of(request.node, process)
     process.start()
-    process.wait_ready()
     return process
 
 
+CONCURRENCY_LIMIT = 3
+SETTINGS = {
+    "mail": LIMITS,
+    "auth": LIMITS | {"MAX_BODY_BYTES": "2048"},
+    "video": {
+        "MAX_HEADER_BYTES": LIMITS["MAX_HEADER_BYTES"],
+        "MAX_TOKEN_BYTES": LIMITS["MAX_TOKEN_BYTES"],
+        "CONCURRENCY_LIMIT": str(CONCURRENCY_LIMIT),
+    },
+}
+
+
 @pytest.fixture(scope="module")
-def mail_port(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[int]:
-    """One mail edge with small limits, shared by the timing tests (a start costs seconds)."""
-    process = start(request, tmp_path_factory.mktemp("limits"), "mail", LIMITS)
+def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServiceProcess]]:
+    """The module's three services, by name, each ready."""
+    folder = tmp_path_factory.mktemp("limits")
+    processes: dict[str, ServiceProcess] = {}
     try:
-        yield int(process.base_url.rsplit(":", 1)[1])
+        for service, settings in SETTINGS.items():
+            processes[service] = launch(folder, service, settings)
+        for process in processes.values():
+            process.wait_ready()
+        yield processes
     finally:
-        process.stop()
+        for process in processes.values():
+            process.stop()
+
+
+@pytest.fixture
+def services(
+    request: pytest.FixtureRequest, started: dict[str, ServiceProcess]
+) -> dict[str, ServiceProcess]:
+    """The module's services; a failing test's report shows their log tails."""
+    for process in started.values():
+        report_logs_of(request.node, process)
+    return started
+
+
+def port_of(process: ServiceProcess) -> int:
+    return int(process.base_url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def mail_port(services: dict[str, ServiceProcess]) -> int:
+    """The mail edge with small limits and timeouts."""
+    return port_of(services["mail"])
 
 
 def connect(port: int) -> socket.socket:
@@ -204,76 +242,63 @@ def test_an_idle_kept_alive_connection_is_closed(mail_port: int) -> None:
 
 
 def test_connections_over_the_concurrency_limit_get_503(
-    request: pytest.FixtureRequest, tmp_path: Path
+    services: dict[str, ServiceProcess],
 ) -> None:
-    limit = 3
-    mail = start(request, tmp_path, "mail", {"CONCURRENCY_LIMIT": str(limit)})
-    port = int(mail.base_url.rsplit(":", 1)[1])
-    try:
-        with ExitStack() as held:
-            # Half-open connections, as an attacker holds them: each takes a slot.
-            for _ in range(limit):
-                held.enter_context(closing(connect(port)))
-            for _ in range(3):
-                with closing(connect(port)) as extra:
-                    response = read_until_closed(extra, time.monotonic() + 10)
-                assert status_of(response) == 503, response
-                assert headers_of(response)["retry-after"] == "1"
-                assert b'"code": "server_busy"' in response
-        # Slots free again once the held connections are gone (the server sees each close).
-        deadline = time.monotonic() + 10
-        while True:
-            with closing(connect(port)) as sock:
-                sock.sendall(REQUEST_AND_CLOSE)
-                response = read_until_closed(sock, time.monotonic() + 10)
-            if status_of(response) == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert status_of(response) == 200, response
-    finally:
-        mail.stop()
+    port = port_of(services["video"])
+    with ExitStack() as held:
+        # Half-open connections, as an attacker holds them: each takes a slot.
+        for _ in range(CONCURRENCY_LIMIT):
+            held.enter_context(closing(connect(port)))
+        for _ in range(3):
+            with closing(connect(port)) as extra:
+                response = read_until_closed(extra, time.monotonic() + 10)
+            assert status_of(response) == 503, response
+            assert headers_of(response)["retry-after"] == "1"
+            assert b'"code": "server_busy"' in response
+    # Slots free again once the held connections are gone (the server sees each close).
+    deadline = time.monotonic() + 10
+    while True:
+        with closing(connect(port)) as sock:
+            sock.sendall(REQUEST_AND_CLOSE)
+            response = read_until_closed(sock, time.monotonic() + 10)
+        if status_of(response) == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert status_of(response) == 200, response
 
 
 @pytest.mark.parametrize("service", ["auth", "mail", "video"])
 def test_every_service_runs_with_the_limits(
-    request: pytest.FixtureRequest, tmp_path: Path, service: str
+    services: dict[str, ServiceProcess], service: str
 ) -> None:
     """The same runner and protocol serve all three: a big header is 431, HEAD has no body."""
-    process = start(request, tmp_path, service, LIMITS)
-    port = int(process.base_url.rsplit(":", 1)[1])
-    try:
-        with closing(connect(port)) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * MAX_HEADER_BYTES)
-            assert status_of(read_until_closed(sock, time.monotonic() + 10)) == 431
-        with closing(connect(port)) as sock:
-            sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            response = read_until_closed(sock, time.monotonic() + 10)
-        assert status_of(response) == 200, response
-        headers = headers_of(response)
-        assert int(headers["content-length"]) > 0
-        assert response.endswith(b"\r\n\r\n")  # the headers a GET would have, and no content
-        assert headers["x-content-type-options"] == "nosniff"
-        assert headers["cache-control"] == "no-store"
-    finally:
-        process.stop()
+    port = port_of(services[service])
+    with closing(connect(port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * MAX_HEADER_BYTES)
+        assert status_of(read_until_closed(sock, time.monotonic() + 10)) == 431
+    with closing(connect(port)) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        response = read_until_closed(sock, time.monotonic() + 10)
+    assert status_of(response) == 200, response
+    headers = headers_of(response)
+    assert int(headers["content-length"]) > 0
+    assert response.endswith(b"\r\n\r\n")  # the headers a GET would have, and no content
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
 
 
 def test_a_chunked_body_over_the_limit_is_413_through_the_server(
-    request: pytest.FixtureRequest, tmp_path: Path
+    services: dict[str, ServiceProcess],
 ) -> None:
     """No Content-Length: counted as read, and a JSON route answers 413 (it was a 400)."""
-    auth = start(request, tmp_path, "auth", {"MAX_BODY_BYTES": "2048"})
-    port = int(auth.base_url.rsplit(":", 1)[1])
-    try:
-        chunk = b"a" * 1024
-        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
-        with closing(connect(port)) as sock:
-            sock.sendall(
-                b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body
-            )
-            response = read_until_closed(sock, time.monotonic() + 10)
-        assert status_of(response) == 413, response
-        assert b'"code":"payload_too_large"' in response.replace(b" ", b"")
-    finally:
-        auth.stop()
+    port = port_of(services["auth"])
+    chunk = b"a" * 1024
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(4)) + b"0\r\n\r\n"
+    with closing(connect(port)) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body
+        )
+        response = read_until_closed(sock, time.monotonic() + 10)
+    assert status_of(response) == 413, response
+    assert b'"code":"payload_too_large"' in response.replace(b" ", b"")

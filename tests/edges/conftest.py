@@ -1,14 +1,17 @@
 """Fixtures that run the edge services (mail, video) as processes next to the auth service.
 
-- ``start_mail``, ``start_video``: :class:`ServiceFactory` s, like ``start_auth``. They start
-  ``python -m edge_service_mail`` / ``edge_service_video`` on a free loopback port, with the issuer
-  set to this test's auth service (``auth_port``) and a fresh data folder, and wait for
-  ``/readyz`` (which needs the auth service up: an edge is ready once it holds the issuer's keys).
-  Settings in ``extra_env`` may be given without the edge's prefix (``{"MAX_STALENESS": "8"}``),
-  so one dict configures both edges; names that start with ``GATEPASS_`` pass through unchanged.
-- ``start_edges``: both edges side by side (a start costs seconds of imports): ``(mail, video)``.
-- When a test fails, the log tail of every edge it started is in the report (the auth service's
-  is added by the root conftest).
+- ``edges``: an :class:`EdgeLauncher` for this test. ``edges.launch(MAIL, {...})`` starts
+  ``python -m edge_service_mail`` (or video) on a free loopback port, with the issuer set to this
+  test's auth service (``auth_port``) and a fresh data folder, without waiting; ``wait_ready()``
+  then waits for ``/readyz`` (which needs the auth service up: an edge is ready once it holds the
+  issuer's keys). ``edges.both({...})``: mail and video side by side (a start costs seconds of
+  imports), both ready. Settings may be given without the edge's prefix
+  (``{"MAX_STALENESS": "8"}``), so one dict configures both edges; names that start with
+  ``GATEPASS_`` pass through unchanged. Every edge is stopped when the test ends, and a failing
+  test's report shows its log tail (the auth service's is added by the root conftest).
+- ``edge_stack``: an auth service and both edges started once for the package and shared by the
+  tests that neither stop nor reconfigure them (a start costs seconds): default settings, except
+  ``REFETCH_COOLDOWN=1`` at the edges. ``auth_process`` builds an auth service for such fixtures.
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
 from tests.support.procs import (
     READY_TIMEOUT,
-    ServiceFactory,
     ServiceProcess,
     free_port,
     report_logs_of,
@@ -46,14 +47,6 @@ VIDEO = Edge("video", "edge_service_video", "GATEPASS_VIDEO_", "/videos", "video
 EDGES = (MAIL, VIDEO)
 
 
-class EdgePairFactory(Protocol):
-    """What ``start_edges`` returns: call it to get ``(mail, video)``, started and ready."""
-
-    def __call__(
-        self, extra_env: Mapping[str, str] | None = None, *, timeout: float = READY_TIMEOUT
-    ) -> tuple[ServiceProcess, ServiceProcess]: ...
-
-
 def edge_settings(edge: Edge, settings: Mapping[str, str]) -> dict[str, str]:
     """``settings`` with the edge's prefix added to every name that lacks ``GATEPASS_``."""
     return {
@@ -63,7 +56,8 @@ def edge_settings(edge: Edge, settings: Mapping[str, str]) -> dict[str, str]:
 
 
 class EdgeLauncher:
-    """Starts edge processes for one test and stops them all at its end."""
+    """Starts edge processes next to the auth service on ``auth_port``; the fixture that made it
+    stops them (see ``edges``)."""
 
     def __init__(
         self, node: pytest.Item, tmp_path: Path, auth_port: int, started: list[ServiceProcess]
@@ -100,19 +94,6 @@ class EdgeLauncher:
         service.start()
         return service
 
-    def factory(self, edge: Edge) -> ServiceFactory:
-        def start(
-            extra_env: Mapping[str, str] | None = None,
-            *,
-            port: int | None = None,
-            timeout: float = READY_TIMEOUT,
-        ) -> ServiceProcess:
-            service = self.launch(edge, extra_env, port=port)
-            service.wait_ready(timeout=timeout)
-            return service
-
-        return start
-
     def both(
         self, extra_env: Mapping[str, str] | None = None, *, timeout: float = READY_TIMEOUT
     ) -> tuple[ServiceProcess, ServiceProcess]:
@@ -125,26 +106,89 @@ class EdgeLauncher:
 
 @pytest.fixture
 def edges(request: pytest.FixtureRequest, tmp_path: Path, auth_port: int) -> Iterator[EdgeLauncher]:
-    """The launcher behind ``start_mail``/``start_video``/``start_edges``; stops every edge."""
+    """Edges for this test, pointed at its auth service (``auth_port``); stops every one."""
     started: list[ServiceProcess] = []
     yield EdgeLauncher(request.node, tmp_path, auth_port, started)
     for service in reversed(started):
         service.stop()
 
 
-@pytest.fixture
-def start_mail(edges: EdgeLauncher) -> ServiceFactory:
-    """Start the mail edge: ``start_mail()``, ``start_mail({"MAX_STALENESS": "8"})``."""
-    return edges.factory(MAIL)
+# What ``auth_env`` in tests/conftest.py sets, for fixtures that outlive one test.
+AUTH_DEVELOPMENT = {
+    "GATEPASS_AUTH_ENVIRONMENT": "development",
+    "GATEPASS_AUTH_ARGON2_TIME_COST": "1",
+    "GATEPASS_AUTH_ARGON2_MEMORY_COST": "8192",
+    "GATEPASS_AUTH_ARGON2_PARALLELISM": "1",
+}
+
+
+def auth_process(
+    folder: Path, port: int, extra_env: Mapping[str, str] | None = None
+) -> ServiceProcess:
+    """The auth service as ``start_auth`` runs it (development, cheap argon2, data in ``folder``,
+    the issuer its own URL), not started: for a fixture wider than one test."""
+    return ServiceProcess(
+        "auth",
+        [sys.executable, "-m", "auth_service", "--host", "127.0.0.1", "--port", str(port)],
+        base_url=f"http://127.0.0.1:{port}",
+        log_dir=folder / "logs",
+        env={
+            **AUTH_DEVELOPMENT,
+            "GATEPASS_AUTH_ISSUER": f"http://127.0.0.1:{port}",
+            "GATEPASS_AUTH_DATA_DIR": str(folder / "auth-data"),
+            **(extra_env or {}),
+        },
+        cwd=folder,
+        listening_log="Uvicorn running on",
+    )
+
+
+@dataclass(frozen=True)
+class EdgeStack:
+    """An auth service and both edges, running."""
+
+    auth: ServiceProcess
+    mail: ServiceProcess
+    video: ServiceProcess
+
+    def of(self, edge: Edge) -> ServiceProcess:
+        return self.mail if edge is MAIL else self.video
+
+    @property
+    def services(self) -> tuple[ServiceProcess, ...]:
+        return (self.auth, self.mail, self.video)
+
+
+# The unknown-kid flood counts the edges' fetches per cooldown; a short one keeps it short.
+STACK_EDGES = {"REFETCH_COOLDOWN": "1"}
+
+
+@pytest.fixture(scope="package")
+def shared_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EdgeStack]:
+    """Started on first use, stopped when the package's tests are done."""
+    folder = tmp_path_factory.mktemp("edge-stack")
+    port = free_port()
+    started: list[ServiceProcess] = []
+    launcher = EdgeLauncher(request.node, folder, port, started)
+    try:
+        # The edges' imports run while the auth service starts; they are ready once it is.
+        mail, video = launcher.launch(MAIL, STACK_EDGES), launcher.launch(VIDEO, STACK_EDGES)
+        auth = auth_process(folder, port)
+        started.insert(0, auth)
+        auth.start()
+        for service in started:
+            service.wait_ready()
+        yield EdgeStack(auth, mail, video)
+    finally:
+        for service in reversed(started):
+            service.stop()
 
 
 @pytest.fixture
-def start_video(edges: EdgeLauncher) -> ServiceFactory:
-    """Start the video edge: ``start_video()``, ``start_video({"LEEWAY": "0"})``."""
-    return edges.factory(VIDEO)
-
-
-@pytest.fixture
-def start_edges(edges: EdgeLauncher) -> EdgePairFactory:
-    """Start both edges at once with the same settings: ``mail, video = start_edges({...})``."""
-    return edges.both
+def edge_stack(request: pytest.FixtureRequest, shared_stack: EdgeStack) -> EdgeStack:
+    """The package's shared stack; a failing test's report shows each service's log tail."""
+    for service in shared_stack.services:
+        report_logs_of(request.node, service)
+    return shared_stack

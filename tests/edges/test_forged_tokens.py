@@ -5,22 +5,39 @@ Each forged token names the issuer's real ``kid`` where it has one, so it is the
 checks that refuse it, not a lookup miss; the ``reason`` in the problem body says which check.
 Tokens with the wrong issuer, the wrong audience or an expired ``exp`` are real ones, signed by
 the issuer's key: auth replicas sharing its database (so its keys) issue them.
+
+The verifier's domain: the auth app and both edges run in-process (``tests/edges/inprocess.py``),
+the edges fetching the issuer's keys over ASGI. What only a real server shows (raw header bytes
+through its HTTP parser, and its header limits) is the smoke test at the end, against the edge
+processes the module shares with the other cross-process edge tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from auth_service.clock import Clock, system_clock
+from edge_service_mail.app import create_app as create_mail_app
+from edge_service_mail.config import MailSettings
+from edge_service_video.app import create_app as create_video_app
+from edge_service_video.config import VideoSettings
 from tests.edges.common import PROBLEM_JSON, describe, problem_reason
-from tests.edges.conftest import EDGES, EdgePairFactory
-from tests.support.auth_client import jose_part, login, new_user
+from tests.edges.conftest import EDGES, EdgeStack
+from tests.edges.inprocess import IssuerTransport, auth_app, edge_app
+from tests.support.auth_client import STRONG_PASSWORD, jose_part, new_user
+from tests.support.auth_client import login as login_at
 from tests.support.forge import (
     AttackerKey,
     access_claims,
@@ -30,12 +47,14 @@ from tests.support.forge import (
     replace_payload,
     unsigned_token,
 )
-from tests.support.metrics import issuer_jwks_requests
-from tests.support.procs import ServiceFactory
+from tests.support.inprocess import BASE_URL, auth_settings
+from tests.support.metrics import metric_value
 from tests.support.trap import RequestTrap
 
 SHORT_TTL = 30  # the auth service's minimum access-token lifetime
 AUDIENCES = ["auth", "mail", "video"]
+COOLDOWN = 1.0  # the edges' refetch cooldown: an edge that wanted to fetch for a token could
+EMAIL = "ann@example.com"
 
 
 @dataclass(frozen=True)
@@ -212,81 +231,171 @@ def garbage_cases(token: str, other: str) -> list[Case]:
     return cases
 
 
-def test_forged_and_tampered_tokens_get_401_never_5xx_and_cost_no_fetch(
-    start_auth: ServiceFactory, start_edges: EdgePairFactory, auth_port: int
+@dataclass
+class Issued:
+    """Real tokens from the issuer and its replicas (all signed with its key), and its JWKS."""
+
+    token: str
+    other: str
+    expired: str
+    other_iss: str
+    not_for_edges: str
+    jwks: list[dict[str, Any]]
+
+
+async def login(auth: httpx.AsyncClient) -> str:
+    response = await auth.post("/login", json={"email": EMAIL, "password": STRONG_PASSWORD})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def client_of(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL)
+
+
+async def replica_token(tmp_path: Path, clock: Clock = system_clock, **overrides: Any) -> str:
+    """A token from an auth replica on the issuer's data (so its keys) with other settings."""
+    settings = auth_settings(tmp_path, None, **overrides)
+    async with auth_app(settings, clock) as app, client_of(app) as http:
+        return await login(http)
+
+
+async def issue(tmp_path: Path, issuer: httpx.AsyncClient) -> Issued:
+    signed_up = await issuer.post("/signup", json={"email": EMAIL, "password": STRONG_PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    token, other = await login(issuer), await login(issuer)
+    jwks = (await issuer.get("/.well-known/jwks.json")).json()["keys"]
+    # Its exp passed two seconds ago: issued by a replica whose clock runs SHORT_TTL + 2 s behind.
+    behind = timedelta(seconds=SHORT_TTL + 2)
+    expired = await replica_token(
+        tmp_path, lambda: datetime.now(UTC) - behind, access_token_ttl=SHORT_TTL
+    )
+    other_iss = await replica_token(tmp_path, issuer=f"{BASE_URL}:80")  # the same URL, respelled
+    not_for_edges = await replica_token(tmp_path, audiences=["auth"])
+    return Issued(token, other, expired, other_iss, not_for_edges, jwks)
+
+
+@dataclass
+class World:
+    issuer: httpx.AsyncClient
+    transport: IssuerTransport
+    edges: dict[str, httpx.AsyncClient]
+    issued: Issued
+    ready_at: float  # when both edges had fetched the issuer's keys
+
+    async def jwks_requests(self) -> int:
+        """JWKS requests the issuer served (200 and 304): what the edges' caches cost it."""
+        text = (await self.issuer.get("/metrics")).text
+        return int(metric_value(text, "gatepass_auth_jwks_requests_total"))
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    """The issuer and both edges, in-process. LEEWAY=0 so an expired token is refused the second
+    its exp passes; REFETCH_COOLDOWN=1 so an edge that wanted to fetch for a token could."""
+    edge_options: dict[str, Any] = {"issuer": BASE_URL, "leeway": 0, "refetch_cooldown": COOLDOWN}
+    async with auth_app(auth_settings(tmp_path, None)) as auth, client_of(auth) as issuer:
+        issued = await issue(tmp_path, issuer)
+        transport = IssuerTransport(auth, httpx.URL(BASE_URL).host)
+        mail_settings = MailSettings(data_dir=tmp_path / "mail-data", **edge_options)
+        video_settings = VideoSettings(data_dir=tmp_path / "video-data", **edge_options)
+        async with (
+            edge_app(create_mail_app, mail_settings, transport) as mail,
+            edge_app(create_video_app, video_settings, transport) as video,
+        ):
+            ready_at = time.monotonic()
+            yield World(issuer, transport, {"mail": mail, "video": video}, issued, ready_at)
+
+
+async def test_forged_and_tampered_tokens_get_401_never_5xx_and_cost_no_fetch(
+    world: World,
 ) -> None:
-    auth = start_auth()
-    # LEEWAY=0 so an expired token is refused the second its exp passes. REFETCH_COOLDOWN=1 so
-    # an edge that wanted to fetch for any of these tokens could: the count at the issuer shows it.
-    mail, video = start_edges({"LEEWAY": "0", "REFETCH_COOLDOWN": "1"})
-    services = {"mail": mail, "video": video}
-    # Replicas of the issuer (same database, so same keys): short-lived tokens, tokens naming
-    # the issuer by another spelling of its URL, tokens for the auth service alone.
-    short_lived = start_auth({"GATEPASS_AUTH_ACCESS_TOKEN_TTL": str(SHORT_TTL)})
-    with httpx.Client(base_url=auth.base_url, timeout=10) as client:
-        email, _, tokens = new_user(client)
-        other = login(client, email)["access_token"]
-        jwks = client.get("/.well-known/jwks.json").json()["keys"]
-    with httpx.Client(base_url=short_lived.base_url, timeout=10) as client:
-        expiring = login(client, email)["access_token"]
-    expires_at = jose_part(expiring, 1)["exp"]
-    wrong_issuer = start_auth({"GATEPASS_AUTH_ISSUER": f"http://localhost:{auth_port}"})
-    auth_only = start_auth({"GATEPASS_AUTH_AUDIENCES": "auth"})
-    with httpx.Client(base_url=wrong_issuer.base_url, timeout=10) as client:
-        other_iss = login(client, email)["access_token"]
-    with httpx.Client(base_url=auth_only.base_url, timeout=10) as client:
-        not_for_edges = login(client, email)["access_token"]
-    token = tokens["access_token"]
-    real_kid = jose_part(token, 0)["kid"]
-    issuer_jwk = next(key for key in jwks if key["kid"] == real_kid)
-    assert jose_part(other_iss, 0)["kid"] == real_kid  # the replicas sign with the same key
-    assert jose_part(other_iss, 1)["iss"] == f"http://localhost:{auth_port}"
+    issued = world.issued
+    real_kid = jose_part(issued.token, 0)["kid"]
+    issuer_jwk = next(key for key in issued.jwks if key["kid"] == real_kid)
+    for replicated in (issued.expired, issued.other_iss, issued.not_for_edges):
+        assert jose_part(replicated, 0)["kid"] == real_kid  # the replicas sign with its key
+    assert jose_part(issued.other_iss, 1)["iss"] == f"{BASE_URL}:80"
 
     problems: list[str] = []
-    with RequestTrap(body=b'{"keys":[]}') as trap, httpx.Client(timeout=10) as client:
+    with RequestTrap(body=b'{"keys":[]}') as trap:
         cases = [
-            *forged_cases(auth.base_url, real_kid, issuer_jwk, trap),
-            *tampered_cases(token, other),
-            *garbage_cases(token, other),
-            token_case("issued under another issuer name", other_iss, "wrong_issuer"),
-            token_case("issued for the auth service only", not_for_edges, "wrong_audience"),
+            *forged_cases(BASE_URL, real_kid, issuer_jwk, trap),
+            *tampered_cases(issued.token, issued.other),
+            *garbage_cases(issued.token, issued.other),
+            token_case("issued under another issuer name", issued.other_iss, "wrong_issuer"),
+            token_case("issued for the auth service only", issued.not_for_edges, "wrong_audience"),
+            token_case("expired (issuer-signed)", issued.expired, "expired"),
         ]
-        # Every real token used above is valid as it is, and the short-lived one too, for now.
+        # Every real token used above is valid as it is (the expired one is refused for its exp
+        # alone: the reason says so).
         for edge in EDGES:
-            url = services[edge.name].url(edge.protected_path)
-            for valid in (token, other, expiring):
-                answer = client.get(url, headers={"Authorization": f"Bearer {valid}"})
+            for valid in (issued.token, issued.other):
+                answer = await world.edges[edge.name].get(
+                    edge.protected_path, headers={"Authorization": f"Bearer {valid}"}
+                )
                 assert answer.status_code == 200, f"{edge.name}: {describe(answer)}"
 
-        fetches_before = issuer_jwks_requests(client, auth.base_url)
+        # Past the edges' cooldown, which runs from their start-up fetch: from now on an edge
+        # that wanted to fetch for a token could, and the issuer's count would show it.
+        await asyncio.sleep(max(0.0, world.ready_at + COOLDOWN - time.monotonic()))
+        fetches_before = await world.jwks_requests()
         server_errors = []
         for case in cases:
             for edge in EDGES:
-                url = services[edge.name].url(edge.protected_path)
                 headers = [(b"Authorization", value) for value in case.authorization]
-                response = client.get(url, headers=headers)
+                response = await world.edges[edge.name].get(edge.protected_path, headers=headers)
                 if response.status_code >= 500:
                     server_errors.append(f"{edge.name} / {case.name}: {describe(response)}")
                 wrong = mismatch(case, response)
                 if wrong is not None:
                     problems.append(f"{edge.name} / {case.name}: {wrong}")
-        fetches = issuer_jwks_requests(client, auth.base_url) - fetches_before
+        fetches = await world.jwks_requests() - fetches_before
 
-        # The short-lived token, once its exp has passed (no leeway at the edges).
-        time.sleep(max(0.0, expires_at + 1 - time.time()))
-        expired = token_case("expired (issuer-signed)", expiring, "expired")
-        for edge in EDGES:
-            url = services[edge.name].url(edge.protected_path)
-            response = client.get(url, headers={"Authorization": f"Bearer {expiring}"})
-            wrong = mismatch(expired, response)
-            if wrong is not None:
-                problems.append(f"{edge.name} / {expired.name}: {wrong}")
         for edge in EDGES:  # the edges are still healthy, and still let the valid token in
-            url = services[edge.name].url(edge.protected_path)
-            answer = client.get(url, headers={"Authorization": f"Bearer {token}"})
+            answer = await world.edges[edge.name].get(
+                edge.protected_path, headers={"Authorization": f"Bearer {issued.token}"}
+            )
             assert answer.status_code == 200, f"{edge.name}: {describe(answer)}"
 
     assert not server_errors, "\n".join(server_errors)
     assert not problems, f"{len(problems)} wrong answers:\n" + "\n".join(problems)
     assert trap.hits == [], f"an edge followed a token's jku/x5u: {trap.hits}"
+    assert world.transport.elsewhere == [], (
+        f"an edge fetched elsewhere: {world.transport.elsewhere}"
+    )
     assert fetches == 0, f"forged tokens made the edges fetch the JWKS {fetches} times"
+
+
+def test_raw_headers_through_a_real_server_get_4xx_never_5xx(edge_stack: EdgeStack) -> None:
+    """The edges as processes: the header cases whose bytes a real HTTP parser reads first (not
+    ASCII, two headers, far beyond the size limits...), and a forged and a tampered token to show
+    the processes refuse what the in-process edges refuse. Valid tokens still pass afterwards."""
+    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
+        email, _, tokens = new_user(client)
+        token, other = tokens["access_token"], login_at(client, email)["access_token"]
+    header, payload, signature = token.split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    claims = access_claims(edge_stack.auth.base_url, AUDIENCES)
+    cases = [
+        *(case for case in garbage_cases(token, other) if case.statuses != (401,)),
+        token_case(
+            "alg none", unsigned_token(claims, kid=jose_part(token, 0)["kid"]), "bad_algorithm"
+        ),
+        token_case("signature bit flipped", f"{header}.{payload}.{flipped}", "bad_signature"),
+    ]
+    problems = []
+    with httpx.Client(timeout=30) as client:
+        for case in cases:
+            for edge in EDGES:
+                url = edge_stack.of(edge).url(edge.protected_path)
+                headers = [(b"Authorization", value) for value in case.authorization]
+                wrong = mismatch(case, client.get(url, headers=headers))
+                if wrong is not None:
+                    problems.append(f"{edge.name} / {case.name}: {wrong}")
+        for edge in EDGES:
+            url = edge_stack.of(edge).url(edge.protected_path)
+            answer = client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, f"{edge.name}: {describe(answer)}"
+    assert not problems, f"{len(problems)} wrong answers:\n" + "\n".join(problems)

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import httpx
 
 from tests.edges.common import assert_keys_unavailable, describe
-from tests.edges.conftest import EDGES, Edge, EdgePairFactory
+from tests.edges.conftest import EDGES, MAIL, VIDEO, Edge, EdgeLauncher
 from tests.support.auth_client import bearer, login, new_user
 from tests.support.metrics import metric_value
 from tests.support.procs import ServiceFactory, ServiceProcess
 
-MAX_STALENESS = 8.0
+MAX_STALENESS = 6.0
 # The issuer's JWKS lives one second and the edges honour that (minimum TTL 1 s), so each edge
 # refreshes about every second while the issuer is up, and keeps trying (and failing) during the
 # outage: the staleness deadline is then at most ~1 s closer than MAX_STALENESS after the stop.
@@ -34,7 +35,8 @@ SURE_UP_TO = MAX_STALENESS - 2.0
 SURE_AFTER = MAX_STALENESS + 0.5
 TICK = 0.25  # one fresh, never-seen token to each edge per tick, and the hot token again
 FRESH_TOKENS = int((SURE_AFTER + 1.0) / TICK) + 4
-RECOVERY_TIMEOUT = 10.0
+RECOVERY_TIMEOUT = 20.0  # an edge retries every second once the issuer is back: 20x that
+COLD_EARLY_MIN = 4  # tokens each edge never saw, verified with the stale keys in the early window
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,14 @@ async def hammer(
 
 
 async def test_edges_ride_out_an_issuer_outage_until_max_staleness_then_503_then_recover(
-    start_auth: ServiceFactory, start_edges: EdgePairFactory
+    start_auth: ServiceFactory, edges: EdgeLauncher
 ) -> None:
+    # The edges' imports run while the auth service starts (a start costs seconds); with a
+    # one-second cooldown they retry its keys soon after it is up.
+    mail, video = edges.launch(MAIL, EDGE_SETTINGS), edges.launch(VIDEO, EDGE_SETTINGS)
     auth = start_auth(AUTH_SETTINGS)
-    mail, video = start_edges(EDGE_SETTINGS)
+    mail.wait_ready()
+    video.wait_ready()
     services = {"mail": mail, "video": video}
     with httpx.Client(base_url=auth.base_url, timeout=10) as client:
         email, _, first = new_user(client)
@@ -152,8 +158,10 @@ async def test_edges_ride_out_an_issuer_outage_until_max_staleness_then_503_then
             f"valid tokens refused within the staleness ({len(early_failures)} of "
             f"{sum(a.at < SURE_UP_TO for a in answers)}): {early_failures[:5]}"
         )
-        cold_early = [a for a in answers if a.at < SURE_UP_TO and not a.hot]
-        assert len(cold_early) >= 2 * int(SURE_UP_TO / TICK) - 4  # the stale keys did verify
+        # The stale keys did verify: tokens each edge never saw were let in (how many ticks fit
+        # in the window depends on how busy the machine is; every answer in it was a 200 above).
+        cold_early = Counter(a.edge for a in answers if a.at < SURE_UP_TO and not a.hot)
+        assert all(cold_early[edge.name] >= COLD_EARLY_MIN for edge in EDGES), cold_early
 
         for name, metrics in metrics_down.items():
             # The edges kept trying the issuer during the outage, and failed.
