@@ -37,7 +37,7 @@ service works only in (e), and while minting tokens, when it is left unpinned). 
 the share of the edge's CPU that other processes took (noise from a shared machine), "auth" the
 auth service's CPU use, and "us/req" the edge's CPU time per request, which holds better than req/s
 on a noisy machine (the goals are shown both ways). Compare ratios taken in one run, not absolute
-figures across machines (PERFORMANCE.md). wrk does not correct for coordinated omission, so the
+figures across machines. wrk does not correct for coordinated omission, so the
 32-connection p99 is indicative; the one-connection runs give per-request latency without queueing.
 A scenario with any non-2xx answer or socket error is INVALID, and so is any goal that uses it.
 """

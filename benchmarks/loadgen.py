@@ -1,6 +1,6 @@
 """A small closed-loop HTTP/1.1 load generator over keep-alive sockets.
 
-httpx costs about 1-3 ms of client CPU per call (PERFORMANCE.md), which on a 2-core machine would
+httpx costs milliseconds of client CPU per call, which on a 2-core machine would
 measure the client, not the server. This speaks just enough HTTP/1.1 (Content-Length bodies, no
 chunking) to drive our own services, so the server is what saturates.
 """

@@ -7,29 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import pytest
 
 from auth_service.config import Settings
 from auth_service.state import Services
+from gatepass.testing import HangingEngine
 
 SHORT = 0.2  # seconds; the test allows 50 times that before calling it a hang
-
-
-class HangingEngine:
-    """An engine whose connections never come: a database that accepts and never answers."""
-
-    def connect(self) -> HangingEngine:
-        return self
-
-    async def __aenter__(self) -> NoReturn:
-        await asyncio.Event().wait()
-        raise AssertionError("an event nobody sets was set")
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -23,23 +23,9 @@ from gatepass.edge import edge_app
 from gatepass.edgetest import EdgeUnderTest, run_edge
 from gatepass.ops import readiness
 from gatepass.service import About, Database, EdgeServiceSettings, ServiceDatabase, attach_database
-from gatepass.testing import FakeIssuer
+from gatepass.testing import FakeIssuer, HangingEngine
 
 SHORT = 0.2  # seconds; each test allows 50 times that before calling it a hang
-
-
-class HangingEngine:
-    """An engine whose connections never come: a database that accepts and never answers."""
-
-    def connect(self) -> HangingEngine:
-        return self
-
-    async def __aenter__(self) -> NoReturn:
-        await asyncio.Event().wait()
-        raise AssertionError("an event nobody sets was set")
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
 
 
 HANGING = cast("AsyncEngine", HangingEngine())

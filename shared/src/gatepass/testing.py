@@ -21,7 +21,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import jwt
@@ -229,3 +229,17 @@ class FakeIssuer:
         if request.headers.get("if-none-match") == etag:
             return httpx.Response(304, headers=headers)
         return httpx.Response(200, content=body, headers=headers)
+
+
+class HangingEngine:
+    """An engine whose connections never come: a database that accepts and never answers."""
+
+    def connect(self) -> HangingEngine:
+        return self
+
+    async def __aenter__(self) -> NoReturn:
+        await asyncio.Event().wait()
+        raise AssertionError("an event nobody sets was set")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
