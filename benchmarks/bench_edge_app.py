@@ -9,7 +9,7 @@ the same process, behind the same server and the same (empty) middleware stack:
 - ``GET /protected``: the gatepass library exactly as an edge wires it (``EdgeAuth`` from
   settings, a remote key set following the issuer's JWKS through discovery, the verified-token
   cache, ``require_scopes("mail:read")`` on a ``GatepassRoute``, which checks the token as soon
-  as the route matched; FastAPI then resolves the dependency, which finds the principal checked);
+  as the route matched and hands the endpoint the principal, which FastAPI then does not resolve);
 - ``GET /protected-depends``: the same, on a plain FastAPI route: ``require_scopes`` checks the
   token when FastAPI resolves it (what an app gets without ``GatepassRoute``);
 - ``GET /naive``: the common tutorial way: FastAPI's ``HTTPBearer``, then PyJWT per request

@@ -7,16 +7,18 @@ overrides, nesting.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+import gatepass.fastapi
 from gatepass import (
     AccessPrincipal,
     EdgeAuth,
@@ -164,19 +166,74 @@ async def test_the_openapi_document_is_the_same(serve: Serve) -> None:
     assert documents[0] == documents[1]
 
 
-async def test_the_door_leaves_the_route_as_fastapi_built_it(serve: Serve) -> None:
+async def test_fastapi_sees_the_endpoint_without_its_gatepass_parameters(serve: Serve) -> None:
     dependants = {}
     for route_class in (APIRoute, GatepassRoute):
         async with serve(route_class) as (app, _http, _auth):
             route = next(r for r in app.routes if isinstance(r, APIRoute) and r.path == "/messages")
-            assert route.endpoint.__name__ == "send"  # the endpoint itself, not a stand-in
+            assert route.name == route.endpoint.__name__ == "send"
             dependants[route_class] = route.dependant
-    calls = [dependency.call for dependency in dependants[GatepassRoute].dependencies]
-    assert [gatepass_scopes(call) for call in calls] == [
+    plain, door = dependants[APIRoute], dependants[GatepassRoute]
+    # The route's dependencies= stay FastAPI's to resolve; the endpoint's parameter is given.
+    assert [gatepass_scopes(d.call) for d in plain.dependencies] == [
         frozenset({"mail:send"}),
         frozenset({"mail:read"}),
     ]
-    assert [d.call for d in dependants[APIRoute].dependencies] == calls
+    assert [gatepass_scopes(d.call) for d in door.dependencies] == [frozenset({"mail:send"})]
+    assert [f.name for f in door.body_params] == [f.name for f in plain.body_params] == ["draft"]
+
+
+def count_resolutions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every time FastAPI resolves a gatepass dependency, its path (they all call this)."""
+    resolved: list[str] = []
+    original = gatepass.fastapi.current_principal
+
+    async def counting(request: Request) -> AccessPrincipal:
+        resolved.append(request.url.path)
+        return await original(request)
+
+    monkeypatch.setattr(gatepass.fastapi, "current_principal", counting)
+    return resolved
+
+
+async def test_fastapi_resolves_no_gatepass_parameter_of_the_endpoint(
+    serve: Serve, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved = count_resolutions(monkeypatch)
+    included = APIRouter(route_class=GatepassRoute)
+
+    @included.get("/included")
+    async def in_a_router(user: Reader) -> str:
+        return user.sub
+
+    token = bearer(issuer.token(sub="usr_i", scope="mail:read mail:send"))
+    async with serve(GatepassRoute) as (app, http, _auth):
+        app.include_router(included, prefix="/router")
+        answers = [
+            (await http.get("/router/included", headers=token)).json(),
+            (await http.get("/sync", headers=token)).json(),
+            (await http.post("/messages", json={"to": "x", "body": "y"}, headers=token)).json(),
+        ]
+    assert answers == ["usr_i", {"sub": "usr_i"}, {"from": "usr_i", "to": "x"}]
+    # Only the route's dependencies= (SEND on /messages) went through FastAPI's resolution.
+    assert resolved == ["/messages"]
+
+
+async def test_a_sync_endpoint_still_runs_in_a_worker_thread(
+    serve: Serve, issuer: FakeIssuer
+) -> None:
+    threads: list[int] = []
+
+    def blocking(user: Reader) -> str:
+        threads.append(threading.get_ident())
+        return user.sub
+
+    async with serve(GatepassRoute) as (app, http, _auth):
+        app.router.add_api_route("/blocking", blocking, methods=["GET"])
+        response = await http.get("/blocking", headers=bearer(issuer.token(sub="usr_s")))
+    assert response.json() == "usr_s"
+    assert threads
+    assert threads[0] != threading.get_ident()
 
 
 async def test_one_verification_a_request_even_when_nested(
