@@ -7,7 +7,8 @@ And what every edge uses to verify access tokens locally, without calling the au
 framework-free token contract of :mod:`gatepass.core`, re-exported here, and its FastAPI layer,
 imported only when first used:
 
-- :mod:`gatepass.core`: the JWKS key set, the verifier, the verified-token cache, the error tree;
+- :mod:`gatepass.core`: the JWKS key set, the verifier, the verified-token cache, the revocation
+  deny-set and the feed follower that keeps it current, the error tree;
 - :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, RFC 6750 answers;
 - :mod:`gatepass.routing`: ``GatepassRoute``, which checks the token as soon as the route matched,
   before the body is read or any other dependency runs;
@@ -27,8 +28,11 @@ from gatepass.core import (
     Check,
     ClaimError,
     CsrfError,
+    DenySet,
     DisallowedAlgorithmError,
     ExpiredTokenError,
+    FeedConfig,
+    FeedState,
     ForbiddenHeaderError,
     GatepassError,
     InsufficientScopeError,
@@ -45,6 +49,9 @@ from gatepass.core import (
     PresentedToken,
     RemoteKeySet,
     RequestError,
+    Revocation,
+    RevocationFeed,
+    RevocationsUnavailableError,
     RevokedTokenError,
     StaticKeySet,
     TokenCache,
@@ -112,10 +119,13 @@ __all__ = [
     "Check",
     "ClaimError",
     "CsrfError",
+    "DenySet",
     "DisallowedAlgorithmError",
     "EdgeAuth",
     "EdgeAuthSettings",
     "ExpiredTokenError",
+    "FeedConfig",
+    "FeedState",
     "ForbiddenHeaderError",
     "GatepassError",
     "GatepassRoute",
@@ -136,6 +146,9 @@ __all__ = [
     "RemoteKeySet",
     "RequestContextMiddleware",
     "RequestError",
+    "Revocation",
+    "RevocationFeed",
+    "RevocationsUnavailableError",
     "RevokedTokenError",
     "StaticKeySet",
     "TokenCache",

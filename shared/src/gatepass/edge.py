@@ -68,7 +68,7 @@ def edge_app(
 
     ``client`` fetches discovery and the JWKS (tests pass one over ``httpx.MockTransport``);
     without one the key set opens its own when the lifespan starts, and closes it. ``checks`` run
-    on every freshly verified token (a revocation deny-set, say).
+    on every freshly verified token (revocations need none: ``EdgeAuth`` follows the issuer's feed).
     """
     registry = CollectorRegistry()
     auth = EdgeAuth.from_settings(settings, client=client, registry=registry, checks=checks)

@@ -16,10 +16,15 @@ Verification errors become HTTP through :mod:`gatepass.challenges`, the RFC 6750
 auth service shares (bodies as RFC 9457 problem details): a bad token is 401 ``invalid_token``, no
 token is a bare 401 challenge, a missing scope is 403 ``insufficient_scope``, two tokens are 400
 ``invalid_request``, and no usable keys is 503 with ``Retry-After``, never 401.
+
+:meth:`EdgeAuth.from_settings` also follows the issuer's revocation feed when its discovery lists
+one (:mod:`gatepass.core.feed`): a revoked token is refused on its next request, cached or not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -32,10 +37,12 @@ from prometheus_client.registry import CollectorRegistry
 
 from gatepass import challenges
 from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource, checked_token
-from gatepass.core.clock import Clock, system_clock
+from gatepass.core.clock import Clock, Sleep, system_clock
 from gatepass.core.errors import GatepassError
+from gatepass.core.feed import RevocationFeed
 from gatepass.core.keyset import RemoteKeySet
 from gatepass.core.principal import AccessPrincipal
+from gatepass.core.revocations import DenySet
 from gatepass.core.tokencache import TokenCache
 from gatepass.core.verifier import Check, Verifier
 from gatepass.problems import PROBLEM_JSON, ProblemError
@@ -51,7 +58,9 @@ the ASGI scope (server-side: a client cannot put anything there)."""
 
 
 class EdgeAuth:
-    """Token verification for one app: a key set, a verifier, where tokens come from, a realm."""
+    """Token verification for one app: a key set, a verifier, where tokens come from, a realm,
+    and the revocation feed the verifier's deny-set follows (none: revocations are not followed).
+    """
 
     def __init__(
         self,
@@ -60,11 +69,13 @@ class EdgeAuth:
         *,
         realm: str,
         source: TokenSource | None = None,
+        feed: RevocationFeed | None = None,
     ) -> None:
         self.keyset = keyset
         self.verifier = verifier
         self.realm = realm
         self.source = source or BearerHeader()
+        self.feed = feed
 
     @classmethod
     def from_settings(
@@ -74,9 +85,12 @@ class EdgeAuth:
         client: httpx.AsyncClient | None = None,
         registry: CollectorRegistry | None = None,
         clock: Clock = system_clock,
+        sleep: Sleep = asyncio.sleep,
         checks: Iterable[Check] = (),
     ) -> EdgeAuth:
-        """Everything from settings. ``client``: share one (tests pass a mock transport)."""
+        """Everything from settings. ``client``: share one (tests pass a mock transport);
+        ``clock`` and ``sleep``: the time the verifier reads and the background loops wait on
+        (tests pass a :class:`~gatepass.testing.ManualClock` and its ``sleep``)."""
         keyset = RemoteKeySet(
             client,
             issuer=settings.issuer,
@@ -84,7 +98,10 @@ class EdgeAuth:
             config=settings.keyset_config(),
             snapshot_path=settings.last_known_good_path,
             clock=clock,
+            sleep=sleep,
         )
+        feed_config = settings.feed_config()
+        denyset = DenySet()
         verifier = Verifier(
             keyset,
             issuer=settings.issuer,
@@ -96,8 +113,21 @@ class EdgeAuth:
             stats=keyset.stats,
             clock=clock,
             checks=checks,
+            revocations=denyset if feed_config.enabled else None,  # off: nothing to check
         )
-        auth = cls(keyset, verifier, realm=settings.effective_realm, source=_source(settings))
+        feed = RevocationFeed(
+            keyset,
+            denyset,
+            token=settings.feed_bearer,
+            endpoint=settings.feed_url,
+            config=feed_config,
+            cache=verifier.cache,
+            clock=clock,
+            sleep=sleep,
+        )
+        auth = cls(
+            keyset, verifier, realm=settings.effective_realm, source=_source(settings), feed=feed
+        )
         if registry is not None:
             register_metrics(registry, auth.readiness)
         return auth
@@ -118,9 +148,14 @@ class EdgeAuth:
             yield
 
     async def start(self) -> None:
+        """The key set, then the feed (it reads the key set's discovery, on its client)."""
         await self.keyset.start()
+        if self.feed is not None:
+            await self.feed.start()
 
     async def aclose(self) -> None:
+        if self.feed is not None:
+            await self.feed.aclose()
         await self.keyset.aclose()
 
     async def __aenter__(self) -> EdgeAuth:
@@ -131,8 +166,12 @@ class EdgeAuth:
         await self.aclose()
 
     def readiness(self) -> KeySetState:
-        """The key set's state; ``.ready`` is what a ``/readyz`` answers."""
-        return self.keyset.state()
+        """The key set's state with the feed's; ``.ready`` is what a ``/readyz`` answers:
+        keys usable and, where the issuer lists a revocation feed, caught up with it."""
+        state = self.keyset.state()
+        if self.feed is None:
+            return state
+        return dataclasses.replace(state, feed=self.feed.state())
 
     # -- the request path -------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 - ``GET /about``: public; what the service is and which scopes it uses.
 - ``GET /healthz``: the process is alive (no dependency is checked: a restart would not help).
-- ``GET /readyz``: 200 only when the key set is usable **and** the database answers within
-  ``READINESS_TIMEOUT``; otherwise 503 problem+json naming the failing checks, with the key set's
-  state (age, last fetch outcome). The answer is :func:`readiness`, which the auth service's
-  ``/readyz`` gives too, with its own condition (an active signing key) instead of the keys'.
+- ``GET /readyz``: 200 only when the key set is usable, the revocation feed caught up once (where
+  the issuer lists one) **and** the database answers within ``READINESS_TIMEOUT``; otherwise 503
+  problem+json naming the failing checks, with the key set's state (age, last fetch outcome) and
+  the feed's (``keyset.feed``: caught up, lag, errors, live entries). The answer is
+  :func:`readiness`, which the auth service's ``/readyz`` gives too, with its own condition (an
+  active signing key) instead of the keys'.
 - ``GET /metrics``: Prometheus, from the app's own registry: the key set's ``gatepass_edge_*``
   metrics and ``gatepass_edge_http_requests_total`` (by method, route template and status).
 """
@@ -73,17 +75,20 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     responses=problem_responses(
         503,
-        descriptions={503: "Not ready: the issuer's keys are unusable, or the database is down."},
+        descriptions={
+            503: "Not ready: the issuer's keys are unusable, the revocation feed is not caught "
+            "up, or the database is down."
+        },
     ),
 )
 async def readyz(request: Request) -> Response:
-    """Ready to serve: keys usable and the database answering."""
+    """Ready to serve: keys usable, revocations followed, and the database answering."""
     service = service_of(request.app)
     state = service.auth.readiness()
     db = database_of(request.app)
     return await readiness(
         None if db is None else db.engine,
-        {"keys": state.ready},
+        state.checks(),
         database_timeout=service.settings.readiness_timeout,
         extra={"keyset": state.as_dict()},
     )

@@ -126,6 +126,16 @@ def _descriptor_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
+_draining = False
+
+
+def draining() -> bool:
+    """Whether this process's server began a graceful shutdown: uvicorn asked each connection to
+    finish its request. A request that would wait (a long poll) should answer now, or the
+    shutdown waits for it, up to the runner's grace period. Never true outside uvicorn."""
+    return _draining
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with :class:`ServerLimits` (see the module's description).
 
@@ -162,6 +172,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: say so to requests that would wait (:func:`draining`)."""
+        global _draining  # one server per process  # noqa: PLW0603
+        _draining = True
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, never more than the header allowance while headers are read."""

@@ -17,21 +17,24 @@ And how every gatepass service (the auth service and each edge) runs, with the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SettingsSourceError
 
+from gatepass.core.feed import FeedConfig
 from gatepass.core.keyset import KeySetConfig
 
 AlgorithmName = Literal["ES256", "RS256", "EdDSA"]
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 IPNetwork = IPv4Network | IPv6Network
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
 
 
 class ConfigError(Exception):
@@ -182,6 +185,22 @@ class EdgeAuthSettings(BaseSettings):
     csrf_header_name: str = "X-CSRF-Token"
     realm: str | None = None
 
+    # The revocation feed (when the issuer's discovery lists one): the bearer token it wants,
+    # fail closed (503) after this long without an answer (None: never), the long poll.
+    # feed_url: the feed's address when discovery's is not the one to use (as jwks_url).
+    revocation_feed: bool = True
+    feed_url: str | None = None
+    feed_token: SecretStr | None = None
+    feed_max_lag: float | None = Field(None, gt=0)
+    feed_wait: float = Field(25.0, ge=0, le=30)
+
+    @field_validator("feed_token")
+    @classmethod
+    def _check_feed_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _BEARER_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("must be a bearer token: letters, digits and -._~+/ (then = only)")
+        return value
+
     @field_validator("algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: Any) -> Any:
@@ -195,6 +214,11 @@ class EdgeAuthSettings(BaseSettings):
         if not self.algorithms:
             raise ValueError("algorithms must name at least one algorithm")
         self.keyset_config()  # the TTL bounds must be in order
+        if self.feed_max_lag is not None and self.feed_max_lag <= self.feed_wait:
+            raise ValueError(
+                "feed_max_lag must be longer than feed_wait: a quiet long poll answers only "
+                "after feed_wait seconds"
+            )
         return self
 
     def keyset_config(self) -> KeySetConfig:
@@ -209,6 +233,20 @@ class EdgeAuthSettings(BaseSettings):
             max_bytes=self.jwks_max_bytes,
             fetch_timeout=self.fetch_timeout,
         )
+
+    def feed_config(self) -> FeedConfig:
+        """These settings as the revocation feed follower's configuration."""
+        return FeedConfig(
+            enabled=self.revocation_feed,
+            wait=self.feed_wait,
+            max_lag=self.feed_max_lag,
+            fetch_timeout=self.fetch_timeout,
+        )
+
+    @property
+    def feed_bearer(self) -> str | None:
+        """The feed token itself (kept a ``SecretStr`` everywhere else: never in a repr)."""
+        return None if self.feed_token is None else self.feed_token.get_secret_value()
 
     @property
     def effective_realm(self) -> str:

@@ -1,4 +1,5 @@
-"""A key set's counters and state as Prometheus metrics, read at scrape time."""
+"""A key set's (and its revocation feed's) counters and state as Prometheus metrics, read at
+scrape time."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Callable, Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gatepass.core.stats import AuthStats, KeySetState
+from gatepass.core.stats import AuthStats, FeedState, KeySetState
 
-__all__ = ["AuthStats", "KeySetState", "MetricsCollector", "register_metrics"]
+__all__ = ["AuthStats", "FeedState", "KeySetState", "MetricsCollector", "register_metrics"]
 
 
 class MetricsCollector(Collector):
@@ -23,6 +24,8 @@ class MetricsCollector(Collector):
         state = self._state()
         yield from self._counters(state)
         yield from self._gauges(state)
+        if state.feed is not None:
+            yield from self._feed(state.feed)
 
     def _counters(self, state: KeySetState) -> Iterator[Metric]:
         yield _labelled(
@@ -55,6 +58,39 @@ class MetricsCollector(Collector):
             "Seconds since the keys were last confirmed by the issuer (-1: never).",
             value=age,
         )
+
+    def _feed(self, feed: FeedState) -> Iterator[Metric]:
+        ns = f"{self._ns}_revocation_feed"
+        yield GaugeMetricFamily(
+            f"{ns}_listed", "1 while following a feed the issuer lists.", value=int(feed.listed)
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_caught_up", "1 once caught up with the feed.", value=int(feed.caught_up)
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_fail_closed",
+            "1 while every token gets 503: no feed answer for feed_max_lag seconds.",
+            value=int(feed.fail_closed),
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_lag_seconds",
+            "Seconds since the feed's last successful answer (-1: never).",
+            value=-1.0 if feed.lag_seconds is None else feed.lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            f"{ns}_last_event_timestamp_seconds",
+            "When the last revocation arrived, epoch seconds (-1: never).",
+            value=-1.0 if feed.last_event_at is None else feed.last_event_at,
+        )
+        yield CounterMetricFamily(f"{ns}_answers", "Successful feed answers.", value=feed.answers)
+        yield _labelled(f"{ns}_errors", "Failed feed requests by outcome.", "outcome", feed.errors)
+        yield _labelled(f"{ns}_events", "Revocations applied, by kind.", "kind", feed.events)
+        live = GaugeMetricFamily(
+            f"{self._ns}_revocations_live", "Live deny-set entries, by kind.", labels=["kind"]
+        )
+        for kind, count in sorted(feed.live.items()):
+            live.add_metric([kind], count)
+        yield live
 
 
 def _labelled(name: str, doc: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:

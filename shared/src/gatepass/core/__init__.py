@@ -9,6 +9,8 @@ framework can use it with ``cryptography``, ``httpx`` and ``orjson`` alone.
   followed in the background (:class:`RemoteKeySet`) or a fixed set (:class:`StaticKeySet`);
 - :mod:`gatepass.core.verifier`: strict verification of one token into an :class:`AccessPrincipal`;
 - :mod:`gatepass.core.tokencache`: already-verified tokens, so a hot token skips the signature math;
+- :mod:`gatepass.core.revocations`: the deny-set every accepted token is checked against;
+- :mod:`gatepass.core.feed`: the follower that keeps it current from the issuer's revocation feed;
 - :mod:`gatepass.core.bearer`: how a token travels (RFC 6750 header or cookie), read from ASGI;
 - :mod:`gatepass.core.errors`: the error tree, each error with its RFC 6750 code and HTTP status.
 """
@@ -31,6 +33,7 @@ from gatepass.core.errors import (
     NotYetValidError,
     NoUsableKeysError,
     RequestError,
+    RevocationsUnavailableError,
     RevokedTokenError,
     TokenError,
     TokenTooLargeError,
@@ -39,10 +42,12 @@ from gatepass.core.errors import (
     WrongIssuerError,
     WrongTypeError,
 )
+from gatepass.core.feed import FeedConfig, RevocationFeed
 from gatepass.core.jwks import ParsedJwks, VerificationKey, parse_jwks
 from gatepass.core.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
 from gatepass.core.principal import AccessPrincipal
-from gatepass.core.stats import AuthStats, KeySetState
+from gatepass.core.revocations import DenySet, Revocation, RevocationCheck
+from gatepass.core.stats import AuthStats, FeedState, KeySetState
 from gatepass.core.tokencache import TokenCache
 from gatepass.core.verifier import Check, Verifier
 
@@ -56,8 +61,11 @@ __all__ = [
     "Check",
     "ClaimError",
     "CsrfError",
+    "DenySet",
     "DisallowedAlgorithmError",
     "ExpiredTokenError",
+    "FeedConfig",
+    "FeedState",
     "ForbiddenHeaderError",
     "GatepassError",
     "InsufficientScopeError",
@@ -74,6 +82,10 @@ __all__ = [
     "PresentedToken",
     "RemoteKeySet",
     "RequestError",
+    "Revocation",
+    "RevocationCheck",
+    "RevocationFeed",
+    "RevocationsUnavailableError",
     "RevokedTokenError",
     "StaticKeySet",
     "TokenCache",

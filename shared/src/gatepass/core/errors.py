@@ -30,7 +30,8 @@ never 401, so an outage never looks like a logout.
     │   ├── InsufficientScopeError          error="insufficient_scope"
     │   └── CsrfError                       reason="csrf"
     └── KeysUnavailableError              error="temporarily_unavailable" → 503
-        └── NoUsableKeysError               reason="no_usable_keys"
+        ├── NoUsableKeysError               reason="no_usable_keys"
+        └── RevocationsUnavailableError     reason="revocations_stale"
 
 The HTTP mapping itself lives in one place, :mod:`gatepass.challenges` (the FastAPI layer).
 """
@@ -184,3 +185,11 @@ class KeysUnavailableError(GatepassError):
 class NoUsableKeysError(KeysUnavailableError):
     reason = "no_usable_keys"
     description = "No usable signing keys: the issuer's keys are missing or too old."
+
+
+class RevocationsUnavailableError(KeysUnavailableError):
+    """The revocation feed has not answered for longer than the edge may go on trusting its
+    deny-set (``feed_max_lag``): refusing every token is ours to fix, so a 503, never a 401."""
+
+    reason = "revocations_stale"
+    description = "Revocations are not known to be current: the revocation feed is not answering."

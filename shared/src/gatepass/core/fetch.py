@@ -1,5 +1,8 @@
 """One trip to the issuer: discovery, a conditional JWKS GET, a size limit, ``Cache-Control``.
 
+Discovery is read once and kept (:class:`Discovery`): the JWKS fetch needs its ``jwks_uri``, the
+revocation feed follower its ``gatepass_revocation_feed_endpoint``, and one read serves both.
+
 A fetch never raises for the issuer's failures: every outcome, good or bad, comes back as a
 :class:`FetchResult` with a short ``outcome`` label that the key set counts. Deciding what to do
 with a failure (keep the old keys, retry later) is the key set's job, not this module's.
@@ -21,6 +24,7 @@ from gatepass.core.jwks import JwksError, ParsedJwks, parse_jwks
 
 log = logging.getLogger("gatepass.core.jwks")
 
+FEED_ENDPOINT = "gatepass_revocation_feed_endpoint"
 OK = "ok"
 NOT_MODIFIED = "not_modified"
 _MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
@@ -39,6 +43,14 @@ class FetchResult:
     @property
     def succeeded(self) -> bool:
         return self.outcome in (OK, NOT_MODIFIED)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What an edge uses of the issuer's discovery document."""
+
+    jwks_uri: str
+    feed_uri: str | None  # gatepass_revocation_feed_endpoint, if the issuer lists one
 
 
 class FetchFailed(Exception):
@@ -82,6 +94,7 @@ class JwksFetcher:
         self.client = client
         self.issuer = issuer
         self.jwks_uri = jwks_url
+        self.discovery: Discovery | None = None
         self._discovered = jwks_url is None
         self.max_bytes = max_bytes
         self.timeout = timeout
@@ -116,8 +129,30 @@ class JwksFetcher:
         if response.status_code != 200:
             raise FetchFailed("http_error", f"status {response.status_code}")
 
+    async def discover(self) -> Discovery | None:
+        """Read the discovery document now (for the feed follower); ``None`` if that failed.
+
+        With a ``jwks_url`` given, the JWKS stays where it is: only the feed is looked up.
+        """
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._read_discovery()
+        except FetchFailed as exc:
+            log.warning("discovery failed", extra={"outcome": exc.outcome, "reason": str(exc)})
+            return None
+        except TimeoutError:
+            log.warning("discovery timed out", extra={"outcome": "timeout"})
+            return None
+        return self.discovery
+
     async def _discover(self) -> str:
-        assert self.issuer is not None
+        return (await self._read_discovery()).jwks_uri
+
+    async def _read_discovery(self) -> Discovery:
+        if self.issuer is None:  # a jwks_url and no issuer: nothing to discover, no feed
+            assert self.jwks_uri is not None
+            self.discovery = Discovery(self.jwks_uri, None)
+            return self.discovery
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
             response, body = await self._get(url, {"accept": "application/json"})
@@ -125,31 +160,54 @@ class JwksFetcher:
             raise FetchFailed("discovery_error", str(exc)) from exc
         if response.status_code != 200:
             raise FetchFailed("discovery_error", f"status {response.status_code}")
-        self.jwks_uri = _jwks_uri(body, self.issuer)
-        return self.jwks_uri
+        self.discovery = _discovery(body, self.issuer)
+        if self._discovered:
+            self.jwks_uri = self.discovery.jwks_uri
+        return self.discovery
 
     async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
         if self.client is None:
             raise RuntimeError("the JWKS fetcher has no HTTP client: start the key set first")
-        try:
-            async with self.client.stream("GET", url, headers=headers) as response:
-                return response, await self._read_limited(response)
-        except httpx.TimeoutException as exc:
-            raise FetchFailed("timeout", type(exc).__name__) from exc
-        except httpx.HTTPError as exc:
-            raise FetchFailed("network_error", type(exc).__name__) from exc
+        return await get_limited(self.client, url, headers, self.max_bytes)
 
-    async def _read_limited(self, response: httpx.Response) -> bytes:
-        """The body, refused past ``max_bytes`` (counted after decompression: no gzip bombs)."""
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchFailed("too_large", f"{declared} bytes declared")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise FetchFailed("too_large", f"over {self.max_bytes} bytes")
-        return bytes(body)
+
+async def get_limited(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    max_bytes: int,
+    *,
+    params: dict[str, str] | None = None,
+    client_timeout: float | None = None,
+) -> tuple[httpx.Response, bytes]:
+    """GET ``url``: the response and its body, or :class:`FetchFailed` for a network failure or
+    a body over ``max_bytes`` (counted after decompression: no gzip bombs). ``client_timeout``:
+    the client's timeouts for this request (a long poll needs more than the default)."""
+    per_request = (
+        httpx.USE_CLIENT_DEFAULT if client_timeout is None else httpx.Timeout(client_timeout)
+    )
+    try:
+        async with client.stream(
+            "GET", url, params=params, headers=headers, timeout=per_request
+        ) as response:
+            return response, await _read_limited(response, max_bytes)
+    except httpx.TimeoutException as exc:
+        raise FetchFailed("timeout", type(exc).__name__) from exc
+    except httpx.HTTPError as exc:
+        raise FetchFailed("network_error", type(exc).__name__) from exc
+
+
+async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
+    """The body, refused past ``max_bytes``, before reading when ``Content-Length`` says so."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchFailed("too_large", f"{declared} bytes declared")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchFailed("too_large", f"over {max_bytes} bytes")
+    return bytes(body)
 
 
 def _parse(body: bytes) -> ParsedJwks:
@@ -162,22 +220,38 @@ def _parse(body: bytes) -> ParsedJwks:
     return parsed
 
 
-def _jwks_uri(body: bytes, issuer: str) -> str:
-    """``jwks_uri`` from a discovery document that names the same issuer (OIDC Discovery 4.3)."""
+def _discovery(body: bytes, issuer: str) -> Discovery:
+    """A discovery document that names the same issuer (OIDC Discovery 4.3): its ``jwks_uri``,
+    and the revocation feed if it lists a usable one (else a warning: the edge runs without)."""
     try:
         document: Any = orjson.loads(body)
     except ValueError as exc:  # not UTF-8, not JSON, or nested over 1,024 deep
         raise FetchFailed("discovery_error", "not JSON") from exc
     if not isinstance(document, dict) or document.get("issuer") != issuer:
         raise FetchFailed("discovery_error", "the document names another issuer")
+    https_only = urlsplit(issuer).scheme == "https"
     uri = document.get("jwks_uri")
     if not isinstance(uri, str):
         raise FetchFailed("discovery_error", "no jwks_uri")
     try:
-        _check_url(uri, https_only=urlsplit(issuer).scheme == "https")
+        _check_url(uri, https_only=https_only)
     except ValueError as exc:
         raise FetchFailed("discovery_error", str(exc)) from exc
-    return uri
+    return Discovery(uri, _feed_uri(document.get(FEED_ENDPOINT), https_only))
+
+
+def _feed_uri(value: object, https_only: bool) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            _check_url(value, https_only=https_only)
+        except ValueError:
+            pass
+        else:
+            return value
+    log.warning("ignoring a revocation feed endpoint that is not a usable URL")
+    return None
 
 
 def _check_url(url: str, *, https_only: bool = False) -> None:

@@ -10,7 +10,9 @@ a hostile client:
   failed fetches too;
 - a failed fetch never drops keys; the last good ones verify until ``max_staleness``, then
   :class:`~gatepass.core.errors.NoUsableKeysError` (a 503, never a 401);
-- optionally starts from a last-known-good copy on disk (:mod:`gatepass.core.snapshot`).
+- optionally starts from a last-known-good copy on disk (:mod:`gatepass.core.snapshot`);
+- a key revoked on the revocation feed is refused until the revocation expires, even while the
+  published JWKS still lists it (:meth:`RemoteKeySet.revoke_key`).
 
 The verifier never calls the issuer itself, and a bad signature under a known key never reaches
 this module: only a ``kid`` it has not seen can cause a fetch.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random as _random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +34,7 @@ import httpx
 
 from gatepass.core.clock import Clock, Sleep, system_clock
 from gatepass.core.errors import MalformedTokenError, NoUsableKeysError, UnknownKidError
-from gatepass.core.fetch import NOT_MODIFIED, OK, FetchResult, JwksFetcher
+from gatepass.core.fetch import NOT_MODIFIED, OK, Discovery, FetchResult, JwksFetcher
 from gatepass.core.jwks import JwksError, ParsedJwks, VerificationKey, is_wellformed_kid, parse_jwks
 from gatepass.core.snapshot import Snapshot, read_snapshot, write_snapshot
 from gatepass.core.stats import AuthStats, KeySetState
@@ -155,7 +158,7 @@ class RemoteKeySet:
         self._failures = 0
         self._next_refresh_at: float | None = None
         self._negative: OrderedDict[str, float] = OrderedDict()
-        self._revoked: dict[str, None] = {}
+        self._revoked: dict[str, float] = {}  # kid -> until when it stays refused
         self._listeners: list[KeysRemovedListener] = []
         self._inflight: asyncio.Task[FetchResult] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -222,7 +225,7 @@ class RemoteKeySet:
     async def _find_unknown(self, kid: str) -> VerificationKey:
         if not is_wellformed_kid(kid):
             raise MalformedTokenError("The access token's key id is malformed.")
-        if kid in self._revoked or self._known_unknown(kid):
+        if self._is_revoked(kid, self._clock()) or self._known_unknown(kid):
             raise UnknownKidError
         result = await self._refresh_unless_cooling(self._clock())
         key = self._keys.get(kid)
@@ -275,8 +278,10 @@ class RemoteKeySet:
 
     async def _refresh_once(self) -> FetchResult:
         try:
-            self._last_attempt_at = self._clock()
-            result = await self._fetcher.fetch(self._etag if self._keys else None)
+            now = self._last_attempt_at = self._clock()
+            # A key whose revocation just expired may be listed still: ask for the whole JWKS.
+            revalidate = bool(self._keys) and not self._revocations_expired(now)
+            result = await self._fetcher.fetch(self._etag if revalidate else None)
             result = self._apply(result)
             if result.succeeded:
                 await self._save_snapshot()
@@ -301,7 +306,8 @@ class RemoteKeySet:
         return result
 
     def _install(self, parsed: ParsedJwks, etag: str | None) -> None:
-        keys = {kid: key for kid, key in parsed.keys.items() if kid not in self._revoked}
+        now = self._clock()
+        keys = {kid: key for kid, key in parsed.keys.items() if not self._is_revoked(kid, now)}
         removed = frozenset(self._keys.keys() - keys.keys())
         self._keys = keys
         self._etag = etag
@@ -383,13 +389,34 @@ class RemoteKeySet:
 
     # -- revocation and listeners -----------------------------------------------------------
 
-    def revoke_key(self, kid: str) -> None:
-        """Stop trusting ``kid`` now, even while the published JWKS still lists it (feed event)."""
-        self._revoked[kid] = None
-        while len(self._revoked) > _MAX_REVOKED:
-            del self._revoked[next(iter(self._revoked))]
-        self._keys = {k: key for k, key in self._keys.items() if k != kid}
-        self._notify(frozenset({kid}))
+    def revoke_key(self, kid: str, until: float | None = None) -> None:
+        """Stop trusting ``kid`` now, even while the published JWKS still lists it (a feed
+        event), until ``until`` (epoch seconds; ``None``: for good). At most 1,024 are kept."""
+        until = math.inf if until is None else until
+        if self._revoked.get(kid, -math.inf) < until:
+            self._revoked.pop(kid, None)
+            self._revoked[kid] = until
+            while len(self._revoked) > _MAX_REVOKED:
+                del self._revoked[next(iter(self._revoked))]
+        if kid in self._keys:
+            self._keys = {k: key for k, key in self._keys.items() if k != kid}
+            self._notify(frozenset({kid}))
+
+    def _is_revoked(self, kid: str, now: float) -> bool:
+        until = self._revoked.get(kid)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._revoked[kid]  # expired: a JWKS that still lists the key brings it back
+        return False
+
+    def _revocations_expired(self, now: float) -> bool:
+        """Forget the key revocations that expired; True if there were any."""
+        expired = [kid for kid, until in self._revoked.items() if until <= now]
+        for kid in expired:
+            del self._revoked[kid]
+        return bool(expired)
 
     def add_listener(self, listener: KeysRemovedListener) -> None:
         """Call ``listener`` with the ``kid``s that leave the set."""
@@ -398,6 +425,20 @@ class RemoteKeySet:
     def _notify(self, removed: frozenset[str]) -> None:
         for listener in self._listeners:
             listener(removed)
+
+    # -- discovery and the HTTP client (shared with the revocation feed) ---------------------
+
+    @property
+    def http_client(self) -> httpx.AsyncClient | None:
+        """The client this set fetches with (its own once started, if none was given)."""
+        return self._fetcher.client
+
+    async def discovery(self, *, refresh: bool = False) -> Discovery | None:
+        """The issuer's discovery document as the JWKS fetch last read it; read it now if it
+        never was, or with ``refresh``. ``None`` when the issuer did not answer."""
+        if self._fetcher.discovery is not None and not refresh:
+            return self._fetcher.discovery
+        return await self._fetcher.discover()
 
     # -- state ------------------------------------------------------------------------------
 

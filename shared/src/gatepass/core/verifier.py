@@ -5,7 +5,9 @@ names (and only with that key's own algorithm), then validate the claims. The to
 once, with no PyJWT round trip (``get_unverified_header`` followed by ``decode`` parses twice). Two
 caches, both filled only by accepted tokens: the validated headers (every token signed by one key
 carries the same header, so its parse and checks are done once per key), and the verified tokens
-(:mod:`gatepass.core.tokencache`), which let a hot token skip all three steps.
+(:mod:`gatepass.core.tokencache`), which let a hot token skip all three steps. Every accepted
+token, cache hits included, then meets the revocation deny-set (:mod:`gatepass.core.revocations`):
+a few dict lookups, so a revoked token is refused on its next request even when it was cached.
 
 What is refused, and why (RFC 8725, RFC 9068):
 
@@ -46,12 +48,13 @@ from gatepass.core.errors import (
 from gatepass.core.jwks import SUPPORTED_ALGORITHMS, VerificationKey
 from gatepass.core.keyset import KeySource
 from gatepass.core.principal import AccessPrincipal
+from gatepass.core.revocations import RevocationCheck
 from gatepass.core.stats import AuthStats
-from gatepass.core.tokencache import TokenCache, token_digest
+from gatepass.core.tokencache import Entry, TokenCache, token_digest
 
 Check = Callable[[AccessPrincipal], None]
-"""An extra rule run on every freshly verified token (e.g. the revocation deny-set); raises a
-``TokenError`` to refuse. Cached tokens skip it: whoever revokes also drops them from the cache."""
+"""An extra rule run on every freshly verified token; raises a ``TokenError`` to refuse. Cached
+tokens skip it (a rule that can change its mind about a token belongs in ``revocations``)."""
 
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "x5c", "jwk", "crit"})
@@ -81,6 +84,7 @@ class Verifier:
         stats: AuthStats | None = None,
         clock: Clock = system_clock,
         checks: Iterable[Check] = (),
+        revocations: RevocationCheck | None = None,
     ) -> None:
         self._algorithms = _allow_list(algorithms)
         self._keys = keys
@@ -92,6 +96,7 @@ class Verifier:
         self.stats = stats or AuthStats()
         self._clock = clock
         self._checks = tuple(checks)
+        self.revocations = revocations
         self._known_headers: dict[bytes, _Header] = {}
         if cache is not None:
             keys.add_listener(cache.drop_kids)
@@ -100,23 +105,37 @@ class Verifier:
         """The caller of a valid token; raise a ``TokenError`` or ``KeysUnavailableError``.
 
         A token verified before and still good comes from the cache (one digest, one lookup, no
-        parsing); any other goes through the three steps, and is remembered once accepted.
+        parsing); any other goes through the three steps, and is remembered once accepted. Both
+        then meet the revocations, if any.
         """
         if isinstance(token, str):
             # One-to-one for any string; a non-ASCII byte then fails the base64 decoding.
             token = token.encode("utf-8", "surrogatepass")
-        cache, digest, principal = self.cache, b"", None
+        cache, digest, entry, now = self.cache, b"", None, 0.0
         if cache is not None:
+            now = self._clock()
             digest = token_digest(token)
-            principal = self._cached(cache, digest)
-        if principal is None:
+            entry = self._cached(cache, digest, now)
+        if entry is not None:
+            principal = entry.principal
+            if self.revocations is not None:
+                try:
+                    self.revocations.check(principal, entry.kid, now)
+                except GatepassError as exc:
+                    self.stats.rejected(exc.reason)
+                    raise
+            self.stats.cache_hits += 1
+        else:
             try:
                 signed, head, payload, signature = self._read(token)
                 header = self._known_headers.get(head) or self._parse_header(head)
                 # The only await, and only for a kid not seen yet or keys gone stale.
                 key = self._keys.peek(header.kid, self._clock()) or await self._keys.get(header.kid)
                 _check_signature(key, header.alg, signed, signature)
-                principal = self._principal(_json_object(payload), self._clock())
+                now = self._clock()
+                principal = self._principal(_json_object(payload), now)
+                if self.revocations is not None:
+                    self.revocations.check(principal, key.kid, now)
             except GatepassError as exc:  # a bad token, or no usable keys: both worth counting
                 self.stats.rejected(exc.reason)
                 raise
@@ -126,15 +145,13 @@ class Verifier:
         self.stats.verified += 1
         return principal
 
-    def _cached(self, cache: TokenCache, digest: bytes) -> AccessPrincipal | None:
+    def _cached(self, cache: TokenCache, digest: bytes, now: float) -> Entry | None:
         """A hit counts only while its key does: past the maximum staleness it is a miss, and
         the full verification then answers "no usable keys" like for any other token."""
-        now = self._clock()
         entry = cache.lookup(digest, now)
         if entry is None or self._keys.peek(entry.kid, now) is None:
             return None
-        self.stats.cache_hits += 1
-        return entry.principal
+        return entry
 
     # -- step 1: read -----------------------------------------------------------------------
 
