@@ -25,7 +25,7 @@ from edge_service_video.config import VideoSettings
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 OAUTH_REF = "#/components/schemas/OAuthError"
-OAUTH_PATHS = {"/token", "/introspect"}
+OAUTH_PATHS = {"/token", "/introspect", "/revoke"}
 FORM = "application/x-www-form-urlencoded"
 UNUSED = Path("unused-data-dir")  # the apps are built, never started: nothing is written
 

@@ -81,6 +81,14 @@ async def test_the_document_passes_rfc_8414_and_claims_only_what_exists(
         "client_secret_post",
     ]
     assert doc["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    # RFC 7009 revocation, and the feed the edges follow to learn revocations.
+    assert doc["revocation_endpoint"] == f"{ISSUER}/revoke"
+    assert doc["revocation_endpoint_auth_methods_supported"] == [
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    ]
+    assert doc["gatepass_revocation_feed_endpoint"] == f"{ISSUER}/revocations"
     algs = await published_algs(client)
     assert algs == ["ES256"]
     assert doc["access_token_signing_alg_values_supported"] == algs

@@ -1,4 +1,4 @@
-"""Accounts: signup, password login, and the admin operations on users."""
+"""Accounts: signup, password login, password change, and the admin operations on users."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from auth_service.errors import (
     OverloadedError,
     TooManyAttemptsError,
     TooManySignupsError,
+    WrongPasswordError,
 )
 from auth_service.metrics import Metrics
 from auth_service.models import Session as DeviceSession
@@ -174,6 +175,79 @@ async def _rehash(
             await db.commit()
 
 
+async def change_password(
+    svc: Services,
+    user_id: str,
+    current: str,
+    new: str,
+    *,
+    keep_session: str | None,
+    ip: str,
+) -> None:
+    """The caller's own password change: the current password checked as at a login (the same
+    throttle, so a stolen access token guesses no faster than a login would), the new one under
+    the signup policy.
+
+    Every other session of the user is signed out, and every access token issued before now,
+    the caller's own included, is revoked (a ``user`` event, as at logout everywhere); the
+    session ``keep_session`` stays signed in, and its client refreshes (``POST /token``) for an
+    access token issued after the change. The new hash is stored only if the one that was checked
+    is still the stored one (a concurrent change, or a login's re-hash, makes this one fail as a
+    wrong password: the caller tries again)."""
+    async with svc.sessions() as db:
+        user = await db.get(User, user_id)
+    if user is None or user.disabled:
+        raise AccountDisabledError("This account is disabled.")
+    passwords.check_policy(new, svc.settings, email=user.email)
+    try:
+        reservation = await svc.throttle.reserve_login(user.email, ip)
+    except Throttled as exc:
+        raise TooManyAttemptsError(exc.retry_after) from exc
+    async with AsyncExitStack() as stack:
+        hashing = await _hashing_place(svc.passwords, svc.throttle, stack, reservation)
+        if not await hashing.verify(user.password_hash, current):
+            raise WrongPasswordError("The current password is wrong.")
+        await svc.throttle.login_succeeded(reservation)
+        new_hash = await hashing.hash(new)
+    await _store_password(svc, user, new_hash, keep_session=keep_session, ip=ip)
+    log.info("password changed", extra={"user_id": user.id})
+
+
+async def _store_password(
+    svc: Services, checked: User, new_hash: str, *, keep_session: str | None, ip: str
+) -> None:
+    async with svc.sessions() as db:
+        user = await revocation.user_to_revoke(db, checked.id)
+        if user is None or user.disabled:
+            raise AccountDisabledError("This account is disabled.")
+        if user.password_hash != checked.password_hash:
+            raise WrongPasswordError("The password changed meanwhile; try again.")
+        now = svc.clock()  # after the lock: see revocation.user_to_revoke
+        user.password_hash = new_hash
+        user.updated_at = now
+        others = select(DeviceSession).where(
+            DeviceSession.user_id == user.id, DeviceSession.revoked_at.is_(None)
+        )
+        if keep_session is not None:
+            others = others.where(DeviceSession.id != keep_session)
+        signed_out = 0
+        for session in await db.scalars(others):
+            session.revoked_at = now
+            session.revoked_reason = "password_changed"
+            signed_out += 1
+        await revocation.revoke_user_tokens(db, svc.settings, user, now)
+        await revocation.security_event(
+            db,
+            "password_changed",
+            now,
+            user_id=user.id,
+            session_id=keep_session,
+            ip=ip,
+            detail={"sessions_signed_out": signed_out},
+        )
+        await db.commit()
+
+
 async def get_user(sessions: async_sessionmaker[AsyncSession], user_id: str) -> User:
     async with sessions() as db:
         user = await db.get(User, user_id)
@@ -215,7 +289,7 @@ async def set_roles(svc: Services, user_id: str, roles: list[str]) -> User:
         now = svc.clock()  # after the lock: later than every token signed with the old roles
         user.roles = sorted(set(roles))
         user.updated_at = now
-        revocation.revoke_user_tokens(db, svc.settings, user, now)
+        await revocation.revoke_user_tokens(db, svc.settings, user, now)
         await revocation.security_event(
             db, "roles_changed", now, user_id=user.id, detail={"roles": user.roles}
         )
@@ -241,7 +315,7 @@ async def set_disabled(svc: Services, user_id: str, disabled: bool) -> User:
             for session in sessions:
                 session.revoked_at = now
                 session.revoked_reason = "user_disabled"
-            revocation.revoke_user_tokens(db, svc.settings, user, now)
+            await revocation.revoke_user_tokens(db, svc.settings, user, now)
         await revocation.security_event(
             db, "user_disabled" if disabled else "user_enabled", now, user_id=user.id
         )

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth_service import migrate, revocation
+from auth_service import feed, migrate, revocation
 from auth_service.clock import Clock, Sleep, run_every, system_clock
 from auth_service.config import Settings
 from auth_service.errors import install_oauth_handler
@@ -23,6 +23,7 @@ from auth_service.metrics import Metrics
 from auth_service.models import Session as DeviceSession
 from auth_service.passwords import PasswordService
 from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
+from auth_service.routes import feed as feed_routes
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
 from auth_service.tokens import derive_refresh_key
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        feed.warn_if_unreadable(settings)
         async with running(settings, clock) as services:
             app.state.services = services
             yield
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     install_oauth_handler(app)
     for module in (accounts, sessions, oauth, jwks, admin, ops):
         app.include_router(module.router)
+    app.include_router(feed_routes.router(settings))  # documented as the settings make it
     install_openapi(app, max_body_bytes=settings.max_body_bytes, server_limits=True)
     install_http_layer(app, settings)
     return app
@@ -79,6 +82,8 @@ async def running(
         if settings.auto_migrate:
             await migrate.upgrade(engine)
         sessionmaker = create_sessionmaker(engine)
+        revocations = feed.Feed(sessionmaker, clock, sleep)
+        feed.wake_on_commit(sessionmaker, revocations.signal)
         metrics = Metrics()
         kek = load_kek(settings)
         keys = KeyManager(settings, sessionmaker, kek, clock, metrics)
@@ -98,6 +103,7 @@ async def running(
             sleep=sleep,
             refresh_key=derive_refresh_key(kek),
             verifier=access_token_verifier(keys, settings, clock),
+            feed=revocations,
         )
         if background:
             tasks.extend(_start_loops(services))
@@ -113,7 +119,8 @@ async def running(
 
 def _start_loops(svc: Services) -> list[asyncio.Task[None]]:
     """The background loops every replica runs, each on :func:`run_every` with the service's
-    sleep: an error a loop does not expect is logged and counted, and the loop goes on."""
+    sleep: an error a loop does not expect is logged and counted, and the loop goes on. The
+    revocation feed's watch wakes long polls for events other replicas commit (feed.py)."""
     tidy = run_every(
         "housekeeping",
         partial(_housekeeping_tick, svc),
@@ -121,9 +128,17 @@ def _start_loops(svc: Services) -> list[asyncio.Task[None]]:
         sleep=svc.sleep,
         errors=svc.metrics.background_errors,
     )
+    watch = run_every(
+        "revocation-feed",
+        svc.feed.watch,
+        interval=lambda: feed.WATCH_INTERVAL,
+        sleep=svc.sleep,
+        errors=svc.metrics.background_errors,
+    )
     return [
         asyncio.create_task(svc.keys.run_forever(sleep=svc.sleep), name="key-maintenance"),
         asyncio.create_task(tidy, name="housekeeping"),
+        asyncio.create_task(watch, name="revocation-feed"),
     ]
 
 

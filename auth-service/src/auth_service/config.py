@@ -7,6 +7,7 @@ refuses to start without a key-encryption key and an https issuer.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -25,6 +26,13 @@ DEFAULT_ROLE_SCOPES: dict[str, list[str]] = {
     "moderator": ["mail:read", "mail:send", "video:read", "video:upload", "video:delete"],
     "admin": ["admin", "mail:read", "mail:send", "video:read", "video:upload", "video:delete"],
 }
+
+
+READER_NAME_MAX = 64
+_READER_NAME = re.compile(rf"[A-Za-z0-9._:-]{{1,{READER_NAME_MAX}}}")
+# RFC 6750 §2.1: what a bearer token may hold, so that it can be sent at all.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+FEED_TOKEN_MIN_LENGTH = 16
 
 
 class ConfigError(ServiceConfigError):
@@ -100,6 +108,11 @@ class Settings(ServiceSettings):
     clients: dict[str, SecretStr] = Field(default_factory=dict)
     introspection_clients: dict[str, SecretStr] = Field(default_factory=dict)
 
+    # Readers of the revocation feed (GET /revocations): name -> bearer token, one per edge (or
+    # per group of edges), so that one can be rotated alone. Logs name the reader, never the
+    # token. None configured: anonymous in development, nobody at all in production.
+    feed_read_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+
     @field_validator("audiences", "default_roles", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -128,7 +141,34 @@ class Settings(ServiceSettings):
                     f"the client {client_id!r} has different secrets in clients and "
                     "introspection_clients"
                 )
+        self._check_feed_read_tokens()
         return self
+
+    def _check_feed_read_tokens(self) -> None:
+        """Each reader a loggable name and a token a client can send (RFC 6750 ``b64token``) long
+        enough not to be guessed; no token shared by two names (which would log the wrong one)."""
+        seen: set[str] = set()
+        for name, token in sorted(self.feed_read_tokens.items()):
+            if _READER_NAME.fullmatch(name) is None:
+                raise ValueError(
+                    "feed_read_tokens: a reader name has letters, digits, '.', '_', ':' or '-' "
+                    f"only (at most {READER_NAME_MAX})"
+                )
+            secret = token.get_secret_value()
+            if len(secret) < FEED_TOKEN_MIN_LENGTH or _B64TOKEN.fullmatch(secret) is None:
+                raise ValueError(
+                    f"feed_read_tokens: the token of {name!r} must have at least "
+                    f"{FEED_TOKEN_MIN_LENGTH} characters, letters, digits and -._~+/ only "
+                    "(make one with: openssl rand -hex 32)"
+                )
+            if secret in seen:
+                raise ValueError(f"feed_read_tokens: {name!r} shares its token with another reader")
+            seen.add(secret)
+
+    @property
+    def feed_is_anonymous(self) -> bool:
+        """Anyone may read the revocation feed: development, with no reader configured."""
+        return self.is_development and not self.feed_read_tokens
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -49,6 +49,7 @@ from auth_service.tokens import (
     scopes_for,
     sign_access_token,
 )
+from gatepass.core.errors import TokenError
 
 log = logging.getLogger("gatepass.auth.sessions")
 
@@ -292,10 +293,7 @@ async def _find_locked(
 def _refusal(settings: Settings, found: _Found, client_id: str | None, now: datetime) -> str | None:
     """Why this token cannot be used, whatever its place in the lineage; None if it can."""
     session = found.session
-    # ``client_id`` names a confidential client only once it has authenticated (clients.py): a
-    # confidential client's token is refused to a caller that named no client at all.
-    confidential = session.client_id in settings.confidential_clients
-    if client_id != session.client_id and (client_id is not None or confidential):
+    if not issued_to(settings, session.client_id, client_id):
         return "The refresh token was issued to another client."
     if session.revoked_at is not None:
         return "The session has been signed out."
@@ -306,6 +304,15 @@ def _refusal(settings: Settings, found: _Found, client_id: str | None, now: date
     if found.user.disabled:
         return "The account is disabled."
     return None
+
+
+def issued_to(settings: Settings, token_client: str | None, caller: str | None) -> bool:
+    """Whether a token issued to ``token_client`` is the caller's to use or revoke. ``caller``
+    names a confidential client only once it has authenticated (clients.py); a caller that names
+    no client may use a public client's tokens, never a confidential client's."""
+    if caller == token_client:
+        return True
+    return caller is None and token_client not in settings.confidential_clients
 
 
 def _is_live(row: RefreshToken) -> bool:
@@ -428,7 +435,7 @@ async def _revoke_for_reuse(
     session = found.session
     session.revoked_at = now
     session.revoked_reason = "refresh_reuse"
-    revocation.record(db, settings, "session", session.id, now)
+    await revocation.record(db, settings, "session", session.id, now)
     await revocation.security_event(
         db,
         "refresh_token_reuse",
@@ -476,11 +483,19 @@ async def revoke_session(svc: Services, user_id: str, session_id: str, reason: s
         session = await db.get(DeviceSession, session_id)
         if session is None or session.user_id != user_id:
             raise NotFoundError("No such session.")
-        if session.revoked_at is None:
-            session.revoked_at = now
-            session.revoked_reason = reason
-            revocation.record(db, svc.settings, "session", session.id, now)
-            await db.commit()
+        await _sign_out(db, svc.settings, session, reason, now)
+
+
+async def _sign_out(
+    db: AsyncSession, settings: Settings, session: DeviceSession, reason: str, now: datetime
+) -> None:
+    """Revoke a session (its refresh token dies with it) and tell the edges; committed. Nothing
+    happens to a session already revoked."""
+    if session.revoked_at is None:
+        session.revoked_at = now
+        session.revoked_reason = reason
+        await revocation.record(db, settings, "session", session.id, now)
+        await db.commit()
 
 
 async def revoke_all(svc: Services, user_id: str, reason: str) -> int:
@@ -498,6 +513,82 @@ async def revoke_all(svc: Services, user_id: str, reason: str) -> int:
             session.revoked_at = now
             session.revoked_reason = reason
         if user is not None:
-            revocation.revoke_user_tokens(db, svc.settings, user, now)
+            await revocation.revoke_user_tokens(db, svc.settings, user, now)
         await db.commit()
     return len(sessions)
+
+
+# --- RFC 7009 token revocation -----------------------------------------------------------------
+
+
+async def revoke_token(
+    svc: Services, token: str, hint: str | None, *, client_id: str | None
+) -> None:
+    """``POST /revoke``: a refresh token signs its session out (its access tokens with it), an
+    access token is revoked alone (a ``jti`` event until it expires). The hint decides which kind
+    is looked up first; the other is looked up too (RFC 7009 §2.1). A token that is neither (a
+    bad one, an expired one, one already revoked) leaves everything as it was: the endpoint
+    answers 200 all the same (§2.2). A token issued to another client is refused."""
+    attempts = (
+        (_revoke_access_token, _revoke_refresh_token)
+        if hint == "access_token"
+        else (_revoke_refresh_token, _revoke_access_token)
+    )
+    for attempt in attempts:
+        if await attempt(svc, token, client_id):
+            return
+
+
+def _not_the_callers() -> OAuthError:
+    return OAuthError("unauthorized_client", "The token was issued to another client.")
+
+
+async def _revoke_refresh_token(svc: Services, token: str, client_id: str | None) -> bool:
+    """Sign out the session of a refresh token this service issued; False if it is not one. Its
+    tag names the session even once its row is pruned; a legacy token is found by its hash."""
+    try:
+        place = refresh_token_place(svc.refresh_key, token)
+    except InvalidRefreshToken:
+        return False
+    now = svc.clock()
+    async with svc.sessions() as db:
+        session_id = place.session_id if place is not None else await _legacy_session(db, token)
+        session = None if session_id is None else await db.get(DeviceSession, session_id)
+        if session is None:
+            return False
+        if not issued_to(svc.settings, session.client_id, client_id):
+            raise _not_the_callers()
+        await _sign_out(db, svc.settings, session, "revoked_by_client", now)
+    return True
+
+
+async def _legacy_session(db: AsyncSession, token: str) -> str | None:
+    """The session of a refresh token from before tags, by its stored hash (if still stored)."""
+    return await db.scalar(
+        select(RefreshToken.session_id).where(RefreshToken.token_hash == hash_refresh_token(token))
+    )
+
+
+async def _revoke_access_token(svc: Services, token: str, client_id: str | None) -> bool:
+    """Revoke an access token this service signed and that is still valid; False otherwise.
+    The event lives until the token's own ``exp`` plus the leeway, once per token."""
+    try:
+        principal = await svc.verifier.verify(token)
+    except TokenError:
+        return False
+    claims = principal.claims
+    token_client = claims.get("client_id")
+    if not issued_to(
+        svc.settings, token_client if isinstance(token_client, str) else None, client_id
+    ):
+        raise _not_the_callers()
+    jti, exp = claims.get("jti"), claims.get("exp")
+    if not isinstance(jti, str) or not isinstance(exp, int):
+        return True  # not ours to revoke one by one (every token this service signs has both)
+    now = svc.clock()
+    async with svc.sessions() as db:
+        if not await revocation.is_jti_revoked(db, jti, now):
+            expires_at = datetime.fromtimestamp(exp, UTC) + revocation.LEEWAY
+            await revocation.record(db, svc.settings, "jti", jti, now, expires_at=expires_at)
+            await db.commit()
+    return True

@@ -4,6 +4,7 @@ ProblemError (gatepass.problems)          RFC 9457 problem+json
 ├── InvalidCredentialsError     401  invalid_credentials  (unknown email or wrong password alike)
 ├── ClientAuthenticationError   401  invalid_client       (a confidential client at /login; 429 too)
 ├── AccountDisabledError        403  account_disabled
+├── WrongPasswordError          403  wrong_password       (the current password, at a change)
 ├── EmailTakenError             409  email_taken
 ├── InvalidEmailError           422  invalid_email
 ├── WeakPasswordError           422  weak_password        (the detail and ``reason`` say why)
@@ -12,7 +13,8 @@ ProblemError (gatepass.problems)          RFC 9457 problem+json
 ├── OverloadedError             503  overloaded           (Retry-After; the hashing queue is full)
 ├── NotFoundError               404  not_found
 ├── InvalidRoleError            422  invalid_role
-└── RevocationPendingError      503  revocation_pending   (Retry-After; a cut-off still ahead)
+├── RevocationPendingError      503  revocation_pending   (Retry-After; a cut-off still ahead)
+└── InvalidFeedRequestError     400  invalid_request      (a malformed feed cursor or wait)
 
 OAuthError                                RFC 6749 §5.2 {"error", "error_description"}
 ├── invalid_request / invalid_grant / unsupported_grant_type / invalid_scope   400
@@ -54,6 +56,15 @@ class AccountDisabledError(ProblemError):
     status = 403
     code = "account_disabled"
     title = "Account disabled"
+
+
+class WrongPasswordError(ProblemError):
+    """A password change whose current password is wrong (403, not 401: the caller's access
+    token is fine, and a 401 would tell its client to sign in again)."""
+
+    status = 403
+    code = "wrong_password"
+    title = "Wrong password"
 
 
 class EmailTakenError(ProblemError):
@@ -141,6 +152,15 @@ class RevocationPendingError(ProblemError):
             "A recent revocation is not in effect yet; try again in a second.",
             headers={"Retry-After": "1"},
         )
+
+
+class InvalidFeedRequestError(ProblemError):
+    """A revocation-feed request whose ``cursor`` or ``wait`` is malformed (the detail says which,
+    never what was sent)."""
+
+    status = 400
+    code = "invalid_request"
+    title = "Malformed feed request"
 
 
 class OAuthError(Exception):

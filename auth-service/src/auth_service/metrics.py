@@ -76,6 +76,13 @@ class Metrics:
             ["job"],
             registry=self.registry,
         )
+        self.feed_requests = Counter(
+            "gatepass_auth_feed_requests_total",
+            "Revocation feed requests, by reader (a configured name, anonymous, or unknown) and "
+            "HTTP status.",
+            ["reader", "status"],
+            registry=self.registry,
+        )
         self.client_authentications = Counter(
             "gatepass_auth_client_authentications_total",
             "Client authentications at /token and /introspect, by outcome.",

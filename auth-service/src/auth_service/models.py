@@ -101,9 +101,17 @@ class SigningKey(Base):
 
 
 class RevocationEvent(Base):
-    """What the edges must learn: a session, a user's tokens before a time, a token id, a key."""
+    """What the edges must learn: a session, a user's tokens before a time, a token id, a key.
+
+    The id is the event's place in the revocation feed (:mod:`auth_service.feed`): never given
+    twice (SQLite AUTOINCREMENT; a PostgreSQL sequence), so a follower's cursor always means the
+    same place. ``(kind, value)`` is indexed for the issuer's own ``jti`` check."""
 
     __tablename__ = "revocation_events"
+    __table_args__ = (
+        Index("ix_revocation_events_kind_value", "kind", "value"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # session | user | jti | key
@@ -111,6 +119,16 @@ class RevocationEvent(Base):
     not_before: Mapped[datetime | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class FeedEpoch(Base):
+    """The revocation feed's epoch: random per database, made by its migration, so a cursor from
+    another database (a restored or reset one) is told apart. One row."""
+
+    __tablename__ = "revocation_feed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32))
 
 
 class SecurityEvent(Base):

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import feed
 from auth_service.clock import Sleep
 from auth_service.config import Settings
 from auth_service.errors import RevocationPendingError
@@ -40,7 +41,7 @@ CUT_OFF_ATTEMPTS = 3
 T = TypeVar("T")
 
 
-def record(
+async def record(
     db: AsyncSession,
     settings: Settings,
     kind: EventKind,
@@ -48,14 +49,19 @@ def record(
     now: datetime,
     *,
     not_before: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> None:
+    """Record an event for the edges' feed in the caller's transaction, after its other writes
+    (see :func:`auth_service.feed.lock_for_insert`). It lives until ``expires_at``: by default
+    until every access token it can affect has expired (the longest lifetime plus the leeway)."""
+    await feed.lock_for_insert(db)
     db.add(
         RevocationEvent(
             kind=kind,
             value=value,
             not_before=not_before,
             created_at=now,
-            expires_at=now + timedelta(seconds=settings.access_token_ttl) + LEEWAY,
+            expires_at=expires_at or now + timedelta(seconds=settings.access_token_ttl) + LEEWAY,
         )
     )
 
@@ -66,13 +72,15 @@ def cut_off(now: datetime) -> datetime:
     return now.replace(microsecond=0) + timedelta(seconds=1)
 
 
-def revoke_user_tokens(db: AsyncSession, settings: Settings, user: User, now: datetime) -> None:
+async def revoke_user_tokens(
+    db: AsyncSession, settings: Settings, user: User, now: datetime
+) -> None:
     """Revoke every token the user holds now. Recorded on the user, for the issuer, and as an
     event, for the edges. ``now`` must be read after the user row was locked
     (:func:`user_to_revoke`); tokens signed from the cut-off on stay good (:func:`after_cut_off`).
     """
     user.tokens_not_before = cut_off(now)
-    record(db, settings, "user", user.id, now, not_before=user.tokens_not_before)
+    await record(db, settings, "user", user.id, now, not_before=user.tokens_not_before)
 
 
 async def user_to_revoke(db: AsyncSession, user_id: str) -> User | None:
@@ -198,7 +206,22 @@ async def is_revoked(db: AsyncSession, claims: dict[str, Any], now: datetime) ->
         session = await db.get(DeviceSession, sid)
         if session is None or session.revoked_at is not None or session.expires_at <= now:
             return True
-    return False
+    jti = claims.get("jti")
+    return isinstance(jti, str) and await is_jti_revoked(db, jti, now)
+
+
+async def is_jti_revoked(db: AsyncSession, jti: str, now: datetime) -> bool:
+    """Whether this one token was revoked (RFC 7009, ``POST /revoke``) and the event is live."""
+    found = await db.scalar(
+        select(RevocationEvent.id)
+        .where(
+            RevocationEvent.kind == "jti",
+            RevocationEvent.value == jti,
+            RevocationEvent.expires_at > now,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def forget_expired(db: AsyncSession, now: datetime) -> int:

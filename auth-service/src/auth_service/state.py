@@ -14,6 +14,7 @@ from auth_service.config import Settings
 from auth_service.metrics import Metrics
 
 if TYPE_CHECKING:
+    from auth_service.feed import Feed
     from auth_service.keys import KeyManager
     from auth_service.passwords import PasswordService
     from auth_service.throttle import LoginThrottler
@@ -35,6 +36,8 @@ class Services:
     refresh_key: bytes = field(kw_only=True, repr=False)
     # The access-token verifier of the protected routes, built once (verification.py).
     verifier: Verifier = field(kw_only=True)
+    # The revocation feed of this process: its reads, long polls and their wake-ups (feed.py).
+    feed: Feed = field(kw_only=True)
 
 
 def get_services(request: Request) -> Services:

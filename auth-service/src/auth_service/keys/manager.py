@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service import revocation
 from auth_service.clock import Clock, Sleep, run_every
 from auth_service.config import ConfigError, Settings
 from auth_service.keys import published, rotation
@@ -41,7 +42,7 @@ from auth_service.keys.published import JwksDocument, SigningMaterial, Snapshot
 from auth_service.keys.rotation import ACTIVE, PUBLISHED_STATES, REVOKED, NewKeyPlan, Schedule
 from auth_service.keys.sealing import NewKey, PrivateKey, PublicKey, new_key, unseal_all
 from auth_service.metrics import Metrics
-from auth_service.models import RevocationEvent, SecurityEvent, SigningKey
+from auth_service.models import SecurityEvent, SigningKey
 
 logger = logging.getLogger("gatepass.auth.keys")
 
@@ -318,7 +319,7 @@ class KeyManager:
         replacement = None
         if previous == ACTIVE and not rotation.actives(rows):
             replacement = await self._replace_active(session, rows, now, spare, outcome)
-        self._record_revocation(session, kid, previous, replacement, now)
+        await self._record_revocation(session, kid, previous, replacement, now)
         return outcome
 
     async def _replace_active(
@@ -341,18 +342,12 @@ class KeyManager:
         outcome.promotions += 1
         return row.kid
 
-    def _record_revocation(
+    async def _record_revocation(
         self, session: AsyncSession, kid: str, previous: str, replacement: str | None, now: datetime
     ) -> None:
         """The feed entry lives as long as any token the key signed: access TTL plus leeway."""
-        session.add(
-            RevocationEvent(
-                kind="key",
-                value=kid,
-                not_before=None,
-                created_at=now,
-                expires_at=now + self._schedule.expiry,
-            )
+        await revocation.record(
+            session, self._settings, "key", kid, now, expires_at=now + self._schedule.expiry
         )
         session.add(
             SecurityEvent(

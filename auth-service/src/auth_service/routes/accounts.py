@@ -1,11 +1,11 @@
-"""Signup, login, and the caller's own profile."""
+"""Signup, login, the caller's own profile and password."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,7 +13,13 @@ from auth_service import accounts, clients, devices
 from auth_service.errors import NO_STORE, ClientAuthenticationError, OAuthError
 from auth_service.security import CALLER_ANSWERS, CurrentCaller, client_ip
 from auth_service.state import Svc
-from gatepass.openapi import RETRY_AFTER, bearer_security, json_body_examples, problem_responses
+from gatepass.openapi import (
+    RETRY_AFTER,
+    bearer_security,
+    json_body_examples,
+    merge_responses,
+    problem_responses,
+)
 from gatepass.text import OneLine, printable
 
 router = APIRouter(tags=["accounts"])
@@ -55,6 +61,12 @@ class LoginOut(BaseModel):
     refresh_token: str
     session_id: str
     scope: str
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: Password
+    new_password: Password
 
 
 class Profile(BaseModel):
@@ -156,3 +168,50 @@ async def me(caller: CurrentCaller, svc: Svc) -> Profile:
         created_at=user.created_at,
         session_id=caller.session_id,
     )
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=merge_responses(
+        CALLER_ANSWERS,
+        problem_responses(
+            403,
+            422,
+            429,
+            503,
+            descriptions={
+                403: "`wrong_password`: the current password is wrong; or `account_disabled`.",
+                422: "The new password is refused (the detail and `reason` say why).",
+                429: "Too many wrong passwords for this account or address (the login "
+                "throttle); wait `Retry-After` seconds.",
+                503: _BUSY,
+            },
+            headers={503: [RETRY_AFTER]},
+        ),
+    ),
+    openapi_extra={
+        **bearer_security(),
+        **json_body_examples(
+            alice={
+                "current_password": "correct horse battery staple 42",
+                "new_password": "a longer passphrase for the new year",
+            }
+        ),
+    },
+)
+async def change_password(
+    body: PasswordChangeIn, caller: CurrentCaller, request: Request, svc: Svc
+) -> Response:
+    """Change the caller's password. Every other session is signed out and every access token
+    issued before now is revoked, this one too: the calling session stays signed in and gets a
+    new access token with its refresh token."""
+    await accounts.change_password(
+        svc,
+        caller.user_id,
+        body.current_password,
+        body.new_password,
+        keep_session=caller.session_id,
+        ip=client_ip(request),
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
-"""The OAuth 2.0 endpoints: ``/token`` (RFC 6749) and ``/introspect`` (RFC 7662).
+"""The OAuth 2.0 endpoints: ``/token`` (RFC 6749), ``/introspect`` (RFC 7662) and ``/revoke``
+(RFC 7009).
 
-Both take ``application/x-www-form-urlencoded`` bodies and answer errors as RFC 6749 §5.2 objects.
+All take ``application/x-www-form-urlencoded`` bodies and answer errors as RFC 6749 §5.2 objects.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -87,6 +88,15 @@ TOKEN_FORM = {
     "refresh_token": FormField("The refresh token from the last login or refresh.", required=True),
     "scope": FormField("Narrow the new access token to these scopes (RFC 6749 §6)."),
     "client_id": FormField("The client the refresh token was issued to."),
+    "client_secret": FormField("A confidential client's secret, when not sent with HTTP Basic."),
+}
+REVOKE_FORM = {
+    "token": FormField("The refresh token or the access token to revoke.", required=True),
+    "token_type_hint": FormField(
+        "RFC 7009 §2.1: `refresh_token` or `access_token`, the kind looked up first (the other "
+        "is looked up too)."
+    ),
+    "client_id": FormField("The client the token was issued to."),
     "client_secret": FormField("A confidential client's secret, when not sent with HTTP Basic."),
 }
 INTROSPECT_FORM = {
@@ -221,3 +231,39 @@ async def introspect(request: Request, svc: Svc) -> JSONResponse:
     body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
     body.update({name: claims[name] for name in INTROSPECTED if name in claims})
     return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post(
+    "/revoke",
+    response_class=Response,
+    responses=merge_responses(
+        {
+            200: {
+                "description": "Revoked, or nothing to revoke: an unknown, invalid or expired "
+                "token gets the same answer (RFC 7009 §2.2). The body is empty.",
+                "content": {},
+                "headers": _NO_STORE_HEADERS,
+            }
+        },
+        oauth_error_responses(
+            400,
+            401,
+            429,
+            descriptions={
+                400: "`invalid_request`: no token, or a malformed form; `unauthorized_client`: "
+                "the token was issued to another client.",
+                **_CLIENT_REFUSED,
+            },
+            headers=_CLIENT_CHALLENGES,
+        ),
+    ),
+    openapi_extra={**form_request_body(REVOKE_FORM), "security": client_security(optional=True)},
+)
+async def revoke(request: Request, svc: Svc) -> Response:
+    """RFC 7009: a refresh token signs its session out (with the access tokens issued in it), an
+    access token is revoked alone. Clients authenticate as at the token endpoint."""
+    form = await read_form(request)
+    client_id = await clients.token_client(svc, request, form, client_ip(request))
+    token = _required(form, "token")
+    await devices.revoke_token(svc, token, form.get("token_type_hint"), client_id=client_id)
+    return Response(status_code=200, headers=NO_STORE)

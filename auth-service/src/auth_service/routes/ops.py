@@ -33,6 +33,9 @@ async def discovery_document(svc: Services) -> dict[str, Any]:
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "token_endpoint": f"{base}/token",
         "introspection_endpoint": f"{base}/introspect",
+        "revocation_endpoint": f"{base}/revoke",
+        # The edges follow it to learn revocations (routes/feed.py): a gatepass extension.
+        "gatepass_revocation_feed_endpoint": f"{base}/revocations",
         "signup_endpoint": f"{base}/signup",
         "login_endpoint": f"{base}/login",
         "sessions_endpoint": f"{base}/sessions",
@@ -45,6 +48,11 @@ async def discovery_document(svc: Services) -> dict[str, Any]:
             "client_secret_post",
         ],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
         "scopes_supported": scopes,
         "subject_types_supported": ["public"],
         "access_token_signing_alg_values_supported": algs,
