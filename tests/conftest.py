@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.pg import ADMIN_URL_ENV, PostgresServer, PostgresUnavailable, ThrowawayCluster
 from tests.support.procs import (
+    FEED_READERS,
     READY_TIMEOUT,
     REPORTED_SERVICES,
     ServiceFactory,
@@ -131,6 +132,7 @@ def auth_env(tmp_path: Path, auth_port: int) -> dict[str, str]:
         "GATEPASS_AUTH_ISSUER": f"http://127.0.0.1:{auth_port}",
         "GATEPASS_AUTH_DATA_DIR": str(tmp_path / "auth-data"),
         **FAST_ARGON2,
+        **FEED_READERS,
     }
 
 

@@ -33,6 +33,15 @@ secret() { # secret NAME KEY=VALUE...
     done
 }
 
+# The revocation feed's read tokens: one per edge, and the auth service's list of them (JSON,
+# hence single-quoted: the one value with double quotes in it).
+feed_tokens() {
+    mail="$(random_hex 32)"
+    video="$(random_hex 32)"
+    secret gatepass-feed-tokens "mail=$mail" "video=$video"
+    printf '  readers: '"'"'{"mail": "%s", "video": "%s"}'"'"'\n' "$mail" "$video"
+}
+
 [ $# -eq 1 ] || usage
 case "$1" in
     dev)
@@ -57,3 +66,4 @@ case "$1" in
         ;;
     *) usage ;;
 esac
+feed_tokens

@@ -71,6 +71,8 @@ def compose_env(secret_dir: Path, ports: dict[str, int]) -> dict[str, str]:
         "GATEPASS_MAIL_IMAGE": f"localhost/gatepass-mail:{TAG}",
         "GATEPASS_VIDEO_IMAGE": f"localhost/gatepass-video:{TAG}",
         "GATEPASS_BIND": "127.0.0.1",
+        "GATEPASS_MAIL_FEED_TOKEN": secrets.token_hex(32),
+        "GATEPASS_VIDEO_FEED_TOKEN": secrets.token_hex(32),
     }
     for service in SERVICES:
         env[f"GATEPASS_{service.upper()}_DB_PASSWORD"] = secrets.token_hex(16)

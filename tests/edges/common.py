@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import httpx
 
 from tests.support.auth_client import bearer
+
+if TYPE_CHECKING:
+    from tests.edges.conftest import Edge
+    from tests.support.procs import ServiceProcess
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -44,3 +52,40 @@ def assert_keys_unavailable(response: httpx.Response) -> None:
 
 def get_with_token(client: httpx.Client, url: str, token: str) -> httpx.Response:
     return client.get(url, headers=bearer(token))
+
+
+# A revocation reaches every edge within BOUND seconds (the project's promise, measured by
+# ``./dev bench revocation``); tests allow twice that.
+BOUND = 1.0
+DEADLINE = 2 * BOUND
+POLL = 0.02
+
+
+def accepted_at(edges: Mapping[Edge, ServiceProcess], token: str) -> None:
+    """Every edge lets ``token`` in (and has it in its verified-token cache from now on)."""
+    with httpx.Client(timeout=10) as client:
+        for edge, service in edges.items():
+            answer = get_with_token(client, service.url(edge.protected_path), token)
+            assert answer.status_code == 200, f"{edge.name}: {describe(answer)}"
+
+
+def refused_within(edges: Mapping[Edge, ServiceProcess], token: str, deadline: float) -> float:
+    """Seconds until every edge refuses ``token`` (401 ``invalid_token``), polling each; fail
+    once ``deadline`` seconds have passed with an edge still letting it in."""
+    started = time.monotonic()
+    waiting = dict(edges)
+    with httpx.Client(timeout=10) as client:
+        while waiting:
+            for edge, service in list(waiting.items()):
+                answer = get_with_token(client, service.url(edge.protected_path), token)
+                if answer.status_code == 401:
+                    assert_invalid_token(answer, "revoked")
+                    del waiting[edge]
+                else:
+                    assert answer.status_code == 200, f"{edge.name}: {describe(answer)}"
+            elapsed = time.monotonic() - started
+            names = sorted(edge.name for edge in waiting)
+            assert not waiting or elapsed < deadline, f"still let in after {elapsed:.2f} s: {names}"
+            if waiting:
+                time.sleep(POLL)
+    return time.monotonic() - started

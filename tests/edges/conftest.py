@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import (
+    FEED_READERS,
+    FEED_TOKENS,
     READY_TIMEOUT,
     ServiceProcess,
     free_port,
@@ -78,6 +80,7 @@ class EdgeLauncher:
             f"{edge.prefix}ISSUER": f"http://127.0.0.1:{self._auth_port}",
             f"{edge.prefix}ALLOW_HTTP_ISSUER": "true",  # production mode, plain http on loopback
             f"{edge.prefix}DATA_DIR": str(self._tmp_path / f"{name}-data"),
+            f"{edge.prefix}FEED_TOKEN": FEED_TOKENS[edge.name],
             **edge_settings(edge, extra_env or {}),
         }
         service = ServiceProcess(
@@ -119,6 +122,7 @@ AUTH_DEVELOPMENT = {
     "GATEPASS_AUTH_ARGON2_TIME_COST": "1",
     "GATEPASS_AUTH_ARGON2_MEMORY_COST": "8192",
     "GATEPASS_AUTH_ARGON2_PARALLELISM": "1",
+    **FEED_READERS,
 }
 
 

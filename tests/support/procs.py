@@ -9,6 +9,8 @@ showing the service's log tail (:func:`report_logs_of`). Crash and restart tests
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +20,8 @@ import pytest
 from gatepass.launch import READY_TIMEOUT, Service, ServiceStartError, clean_env, free_port
 
 __all__ = [
+    "FEED_READERS",
+    "FEED_TOKENS",
     "READY_TIMEOUT",
     "ServiceFactory",
     "ServiceProcess",
@@ -38,6 +42,11 @@ def report_logs_of(node: pytest.Item, service: ServiceProcess) -> None:
 
 # The environment of a child service: ours minus every ``GATEPASS_*`` variable, plus ``extra``.
 service_env = clean_env
+
+# Each edge reads the auth service's revocation feed with a token of its own: the auth services
+# the tests start know both, the edges each theirs (as a deployment would set them).
+FEED_TOKENS = {name: f"test-feed-{name}-{secrets.token_hex(16)}" for name in ("mail", "video")}
+FEED_READERS = {"GATEPASS_AUTH_FEED_READ_TOKENS": json.dumps(FEED_TOKENS)}
 
 
 class ServiceFactory(Protocol):
