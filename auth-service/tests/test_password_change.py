@@ -5,12 +5,17 @@ before the change revoked, while the calling session refreshes and goes on. In-p
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
+import pytest
 from api_users import PASSWORD, bearer, login, new_user
 from feed_helpers import caught_up, events_after
 from refresh_helpers import refresh
 from sqlalchemy import select
 
+from auth_service import accounts, devices
 from auth_service.models import SecurityEvent
 from auth_service.state import Services
 
@@ -104,3 +109,60 @@ async def test_without_a_token_there_is_no_change(client: httpx.AsyncClient) -> 
     )
     assert refused.status_code == 401
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_login_that_checked_the_old_password_during_a_change_opens_nothing(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone who knows the old password logs in again and again; one login has its password
+    # checked just before the owner changes it, and would open its session just after.
+    email, _, owner = await new_user(client)
+    checked, go = asyncio.Event(), asyncio.Event()
+    open_session = devices.open_session
+
+    async def paused(*args: Any, **kwargs: Any) -> Any:  # just after the password check
+        checked.set()
+        await go.wait()
+        return await open_session(*args, **kwargs)
+
+    monkeypatch.setattr(devices, "open_session", paused)
+    intruder = asyncio.create_task(
+        client.post("/login", json={"email": email, "password": PASSWORD})
+    )
+    await checked.wait()
+    monkeypatch.setattr(devices, "open_session", open_session)
+    assert (await change(client, owner["access_token"], PASSWORD)).status_code == 204
+    go.set()
+
+    refused = await intruder
+    assert refused.status_code == 401
+    assert "access_token" not in refused.json()
+
+
+async def test_a_rehash_during_a_change_never_puts_the_old_password_back(
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hashing parameters changed: a login re-hashes the password it checked. If the owner
+    # changes the password meanwhile, that stale hash must not overwrite the new one.
+    email, _, owner = await new_user(client)
+    monkeypatch.setattr(services.passwords, "needs_rehash", lambda _hash: True)
+    checked, go = asyncio.Event(), asyncio.Event()
+    rehash = accounts._rehash
+
+    async def paused(*args: Any, **kwargs: Any) -> Any:
+        checked.set()
+        await go.wait()
+        return await rehash(*args, **kwargs)
+
+    monkeypatch.setattr(accounts, "_rehash", paused)
+    stale = asyncio.create_task(client.post("/login", json={"email": email, "password": PASSWORD}))
+    await checked.wait()
+    monkeypatch.setattr(accounts, "_rehash", rehash)
+    monkeypatch.setattr(services.passwords, "needs_rehash", lambda _hash: False)
+    assert (await change(client, owner["access_token"], PASSWORD)).status_code == 204
+    go.set()
+
+    assert (await stale).status_code == 401
+    old = await client.post("/login", json={"email": email, "password": PASSWORD})
+    assert old.status_code == 401
+    assert (await login(client, email, NEW_PASSWORD))["access_token"]

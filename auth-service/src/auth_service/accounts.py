@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -153,7 +153,11 @@ async def authenticate(svc: Services, email: str, password: str, ip: str) -> Use
             svc.metrics.logins.labels("disabled").inc()
             raise AccountDisabledError("This account is disabled.")
         if svc.passwords.needs_rehash(user.password_hash):
-            await _rehash(svc.sessions, svc.clock, hashing, user.id, password)
+            rehashed = await _rehash(svc.sessions, svc.clock, hashing, user, password)
+            if rehashed is None:  # the password changed while this one was checked
+                svc.metrics.logins.labels("invalid_credentials").inc()
+                raise InvalidCredentialsError("The email or the password is wrong.")
+            user.password_hash = rehashed  # what the session is opened against
     svc.metrics.logins.labels("success").inc()
     return user
 
@@ -162,17 +166,20 @@ async def _rehash(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
     hashing: Hashing,
-    user_id: str,
+    user: User,
     password: str,
-) -> None:
-    """The hashing parameters changed since this hash was made: store a fresh one."""
+) -> str | None:
+    """The hashing parameters changed since this hash was made: store a fresh one, unless the
+    password itself changed meanwhile (then ``None``: never put the old password back)."""
     new_hash = await hashing.hash(password)
     async with sessions() as db:
-        user = await db.get(User, user_id)
-        if user is not None:
-            user.password_hash = new_hash
-            user.updated_at = clock()
-            await db.commit()
+        stored = await db.execute(
+            update(User)
+            .where(User.id == user.id, User.password_hash == user.password_hash)
+            .values(password_hash=new_hash, updated_at=clock())
+        )
+        await db.commit()
+    return new_hash if getattr(stored, "rowcount", 0) == 1 else None
 
 
 async def change_password(

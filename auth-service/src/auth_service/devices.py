@@ -32,7 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from auth_service import revocation
 from auth_service.clock import Clock
 from auth_service.config import Settings
-from auth_service.errors import AccountDisabledError, NotFoundError, OAuthError
+from auth_service.errors import (
+    AccountDisabledError,
+    InvalidCredentialsError,
+    NotFoundError,
+    OAuthError,
+)
 from auth_service.keys import SigningMaterial
 from auth_service.metrics import Metrics
 from auth_service.models import RefreshToken, User
@@ -91,12 +96,16 @@ async def open_session(
 ) -> TokenPair:
     """A login: a new device session, its first refresh token and an access token.
 
-    The user is read again under the signing lock: a role change or a disable since the password
-    was checked counts."""
+    The user is read again under the signing lock: a role change, a disable or a password change
+    since the password was checked counts (a login that checked the old password while it was
+    being changed must not open a session the change did not sign out)."""
     key = await svc.keys.signing_key()
+    checked = user.password_hash
 
     async def attempt() -> TokenPair:
-        return await _open(svc, key, user.id, client_id=client_id, user_agent=user_agent, ip=ip)
+        return await _open(
+            svc, key, user.id, checked, client_id=client_id, user_agent=user_agent, ip=ip
+        )
 
     pair = await revocation.after_cut_off(attempt, svc.sleep)
     svc.metrics.tokens_issued.labels("password").inc()
@@ -107,6 +116,7 @@ async def _open(
     svc: Services,
     key: SigningMaterial,
     user_id: str,
+    checked_hash: str,
     *,
     client_id: str,
     user_agent: str | None,
@@ -117,6 +127,8 @@ async def _open(
         user = await revocation.user_to_sign_for(db, user_id)
         if user is None or user.disabled:
             raise AccountDisabledError("This account is disabled.")
+        if user.password_hash != checked_hash:
+            raise InvalidCredentialsError("The email or the password is wrong.")
         revocation.check_cut_off(user, now)
         session = DeviceSession(
             id=new_id("ses"),
