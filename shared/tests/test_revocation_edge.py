@@ -208,6 +208,41 @@ async def test_a_feed_url_given_is_followed_whatever_discovery_lists(clock: Manu
     assert issuer.count("/.well-known/openid-configuration") == 0
 
 
+async def test_an_entry_outlives_its_expiry_by_the_edges_leeway(
+    issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    # The issuer's expires_at allows for its own leeway (60 s); an edge that allows 120 s lets a
+    # token in until 120 s after its exp, so it keeps the entry that much longer.
+    async with running(issuer, clock, leeway=120) as edge:
+        token = issuer.token(sid="ses_1", ttl=60)
+        assert (await edge.me(token)).status_code == 200
+        issuer.revoke_session("ses_1", expires_at=int(clock()) + 60 + 60)
+        await edge.synced()
+        clock.advance(60 + 90)  # past the event's expires_at, within the edge's leeway
+        assert (await edge.me(token)).status_code == 401
+
+
+async def test_failing_closed_starts_before_the_first_catch_up(
+    issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    # Logged out before the edge started, and the feed does not answer at its start: an edge told
+    # to fail closed refuses every token (503) until it knows the revocations, then the revoked one.
+    token = issuer.token(sid="ses_gone")
+    issuer.revoke_session("ses_gone")
+    issuer.feed_fail_with = 503
+    async with running(issuer, clock, feed_max_lag=60) as edge:
+        assert (await edge.http.get("/readyz")).status_code == 503
+        expect_problem(await edge.me(token), 503, "temporarily_unavailable")
+        expect_problem(await edge.me(issuer.token(sid="ses_other")), 503, "temporarily_unavailable")
+        issuer.feed_fail_with = None
+        async with asyncio.timeout(10):  # the follower retries after its backoff
+            while not edge.auth.readiness().ready:
+                clock.advance(1)
+                await asyncio.sleep(0.001)
+        assert (await edge.me(token)).status_code == 401
+        assert (await edge.me(issuer.token(sid="ses_other"))).status_code == 200
+
+
 async def test_the_feed_can_be_turned_off(issuer: FakeIssuer, clock: ManualClock) -> None:
     async with running(issuer, clock, revocation_feed=False) as edge:
         state = edge.auth.readiness()

@@ -238,6 +238,7 @@ class EdgeAuthSettings(BaseSettings):
         """These settings as the revocation feed follower's configuration."""
         return FeedConfig(
             enabled=self.revocation_feed,
+            hold=self.leeway,
             wait=self.feed_wait,
             max_lag=self.feed_max_lag,
             fetch_timeout=self.fetch_timeout,

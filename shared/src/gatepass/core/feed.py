@@ -35,6 +35,7 @@ How it behaves:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import random as _random
@@ -74,9 +75,13 @@ class FeedConfig:
     ``wait``: the long poll the server is asked for (0 to 30); the request's own timeout is
     ``wait + fetch_timeout``. ``max_lag``: fail closed (503) after that long without a
     successful answer; ``None``: never. It must exceed ``wait``, which a quiet feed takes.
+    ``hold``: how much longer than its ``expires_at`` an entry is kept: the edge's leeway, since
+    the edge lets a token in until that long after its ``exp`` (the issuer's ``expires_at``
+    allows for its own leeway only).
     """
 
     enabled: bool = True
+    hold: float = 0.0
     wait: float = 25.0
     max_lag: float | None = None
     fetch_timeout: float = 10.0
@@ -169,7 +174,8 @@ class RevocationFeed:
         if self._task is not None or not self.config.enabled:
             return
         if self.config.max_lag is not None:
-            self.denyset.trusted_until = self._clock() + self.config.max_lag
+            # Failing closed starts now: nothing is known of the revocations until caught up.
+            self.denyset.trusted_until = -math.inf
         delay = await self._catch_up()
         self._task = asyncio.create_task(self._run(delay), name="gatepass-revocation-feed")
         self._task.add_done_callback(_report_crash)
@@ -294,7 +300,9 @@ class RevocationFeed:
         self.denyset.prune(now)
         if answer.snapshot:
             self._staging = DenySet()
-        for event in answer.events:
+        hold = self.config.hold
+        for received in answer.events:
+            event = dataclasses.replace(received, expires_at=received.expires_at + hold)
             if event.expires_at <= now:
                 continue  # no token it could refuse is alive
             if self._staging is not None:
@@ -310,7 +318,7 @@ class RevocationFeed:
             self.denyset.replace_with(self._staging)
             self._staging = None
         self._cursor, self._more = answer.cursor, answer.more
-        self._succeeded(now)
+        self._succeeded(now, trusted=self._caught_up or not answer.more)
         if not answer.more and not self._caught_up:
             self._caught_up, self._status = True, FEED_CAUGHT_UP
             log.info("caught up with the revocation feed", extra={"entries": len(self.denyset)})
@@ -327,13 +335,15 @@ class RevocationFeed:
 
     # -- outcomes ---------------------------------------------------------------------------
 
-    def _succeeded(self, now: float) -> None:
+    def _succeeded(self, now: float, *, trusted: bool = True) -> None:
+        """An answer; ``trusted``: the deny-set is whole (not before the first catch-up)."""
         self.answers += 1
         self._failures = 0
         self._last_success_at = now
         self._last_outcome = OK
         max_lag = self.config.max_lag
-        self.denyset.trusted_until = math.inf if max_lag is None else now + max_lag
+        if trusted:
+            self.denyset.trusted_until = math.inf if max_lag is None else now + max_lag
 
     def _failed(self, outcome: str, reason: str = "") -> float:
         """Count a failure; the backoff before the next try: exponential, with jitter."""
