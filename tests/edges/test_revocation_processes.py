@@ -14,6 +14,7 @@ import time
 
 import httpx
 
+from gatepass.runner import GRACEFUL_SHUTDOWN_SECONDS
 from tests.edges.common import (
     DEADLINE,
     accepted_at,
@@ -111,3 +112,20 @@ def test_with_the_auth_service_stopped_edges_serve_and_show_the_lag_or_fail_clos
         lag = metric_value(metrics, "gatepass_edge_revocation_feed_lag_seconds")
         assert lag >= MAX_LAG - FEED_WAIT, metrics
         assert metric_value(metrics, "gatepass_edge_revocation_feed_fail_closed") == 0
+
+
+def test_long_polls_of_edges_gone_do_not_hold_a_stopping_auth_service(
+    start_auth: ServiceFactory, edges: EdgeLauncher
+) -> None:
+    # Edges hold a long poll open at the auth service all the time (FEED_WAIT, 25 s). Once they
+    # have stopped (their connections closed), stopping the auth service must not wait for them,
+    # as when `./dev up` stops the edges first.
+    auth = start_auth()
+    mail, video = edges.both()
+    mail.stop()
+    video.stop()
+    started = time.monotonic()
+    auth.stop()
+    took = time.monotonic() - started
+    # A stop that waits for the polls takes the runner's whole grace period, then cancels them.
+    assert took < GRACEFUL_SHUTDOWN_SECONDS, f"the auth service took {took:.1f} s to stop"

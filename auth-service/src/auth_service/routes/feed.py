@@ -8,9 +8,10 @@ OpenAPI security follows the settings, so each app's document says which.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -198,7 +199,13 @@ async def revocations(
     except InvalidFeedRequestError:
         svc.metrics.feed_requests.labels(reader, "400").inc()
         raise
-    page = await svc.feed.follow(after, seconds)
+    if seconds:
+        page = await _unless_gone(request, svc.feed.follow(after, seconds))
+        if page is None:  # the reader went away while it waited: nobody to answer (nginx's 499)
+            svc.metrics.feed_requests.labels(reader, "499").inc()
+            return Response(status_code=499)
+    else:
+        page = await svc.feed.follow(after, 0)
     etag = f'"{page.cursor}"'
     headers = {"ETag": etag, "Cache-Control": NO_STORE}
     unchanged = not page.snapshot and not page.events and not page.more
@@ -211,6 +218,26 @@ async def revocations(
         extra={"reader": reader, "events": len(page.events), "snapshot": page.snapshot},
     )
     return JSONResponse(page.body(), headers=headers)
+
+
+async def _unless_gone(request: Request, waiting: Awaitable[feed.Page]) -> feed.Page | None:
+    """``waiting``'s page, or ``None`` as soon as the client disconnects: a long poll whose reader
+    went away (an edge stopped) must not wait on, or a stopping server would wait for it."""
+    follow = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({follow, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not follow.done():
+            follow.cancel()
+    return follow.result() if follow.done() and not follow.cancelled() else None
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client has gone (the request itself, a GET, has no body to read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _parameters(
