@@ -412,7 +412,11 @@ def keys_rotate(
 
 @keys_app.command("revoke")
 def keys_revoke(kid: str) -> None:
-    """Emergency: remove a key from the JWKS at once and tell the edges."""
+    """Emergency: remove a key from the JWKS at once and tell the edges.
+
+    A kid may begin with '-' (it is a base64url thumbprint): put it after '--',
+    as in: gatepass keys revoke -- -AbC...
+    """
     from auth_service.keys import KeyNotFoundError
 
     async def job(svc: Services) -> None:
