@@ -14,15 +14,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-from tests.support.pg import ADMIN_URL_ENV, PostgresServer, PostgresUnavailable, ThrowawayCluster
+from tests.support.pg import PostgresServer, server_for_tests
 from tests.support.procs import (
     FEED_READERS,
     READY_TIMEOUT,
@@ -32,8 +30,6 @@ from tests.support.procs import (
     free_port,
     report_logs_of,
 )
-
-REQUIRE_POSTGRES_ENV = "GATEPASS_REQUIRE_POSTGRES"
 
 FAST_ARGON2 = {
     "GATEPASS_AUTH_ARGON2_TIME_COST": "1",
@@ -63,38 +59,11 @@ def pytest_runtest_makereport(
     return report
 
 
-def _postgres_unavailable(reason: str) -> NoReturn:
-    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
-        pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1): {reason}", pytrace=False)
-    pytest.skip(f"no PostgreSQL: {reason}")
-
-
-def _find_postgres() -> tuple[ThrowawayCluster | None, PostgresServer]:
-    """The server ``GATEPASS_TEST_DATABASE_URL`` names, else a throwaway cluster of our own."""
-    admin_url = os.environ.get(ADMIN_URL_ENV)
-    if admin_url:
-        server = PostgresServer(admin_url)
-        server.check()
-        return None, server
-    cluster = ThrowawayCluster.start()
-    return cluster, cluster.server
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole run: a cluster start costs seconds, so not per test."""
-    reason = ""
-    try:
-        cluster, server = _find_postgres()
-    except PostgresUnavailable as exc:
-        reason = str(exc)  # skipped or failed below, outside the handler: no chained traceback
-    if reason:
-        _postgres_unavailable(reason)
-    try:
+    with server_for_tests() as server:
         yield server
-    finally:
-        if cluster is not None:
-            cluster.stop()
 
 
 @pytest.fixture

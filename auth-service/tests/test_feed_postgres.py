@@ -10,7 +10,6 @@ good. The app runs in-process over ASGI on a fresh database of a PostgreSQL serv
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -32,16 +31,10 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
-from tests.support.pg import (  # noqa: E402
-    ADMIN_URL_ENV,
-    PostgresServer,
-    PostgresUnavailable,
-    ThrowawayCluster,
-)
+from tests.support.pg import server_for_tests  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
-REQUIRE_POSTGRES_ENV = "GATEPASS_REQUIRE_POSTGRES"
 WRITERS = 10
 EVENTS_EACH = 20
 MAX_COMMIT_DELAY = 0.02  # seconds between an insert (its id drawn) and its commit
@@ -50,29 +43,12 @@ MAX_COMMIT_DELAY = 0.02  # seconds between an insert (its id drawn) and its comm
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A fresh database; the test is skipped without a server (failed where one is required)."""
-    cluster: ThrowawayCluster | None = None
-    reason = ""
-    try:
-        admin_url = os.environ.get(ADMIN_URL_ENV)
-        if admin_url:
-            server = PostgresServer(admin_url)
-            server.check()
-        else:
-            cluster = ThrowawayCluster.start()
-            server = cluster.server
-    except PostgresUnavailable as exc:
-        reason = str(exc)
-    if reason:
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
-            pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1): {reason}")
-        pytest.skip(f"no PostgreSQL: {reason}")
-    url = server.create_database()
-    try:
-        yield url
-    finally:
-        server.drop_database(url)
-        if cluster is not None:
-            cluster.stop()
+    with server_for_tests() as server:
+        url = server.create_database()
+        try:
+            yield url
+        finally:
+            server.drop_database(url)
 
 
 async def write_events(svc: Services, writer: int) -> None:

@@ -20,7 +20,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +28,23 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 from tests.support.procs import free_port
 
 __all__ = [
     "ADMIN_URL_ENV",
+    "REQUIRE_POSTGRES_ENV",
     "PostgresServer",
     "PostgresUnavailable",
     "ThrowawayCluster",
     "asyncpg_dsn",
     "find_bindir",
+    "server_for_tests",
 ]
 
 ADMIN_URL_ENV = "GATEPASS_TEST_DATABASE_URL"
+REQUIRE_POSTGRES_ENV = "GATEPASS_REQUIRE_POSTGRES"
 SUPERUSER = "gatepass"
 DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
 START_ATTEMPTS = 3
@@ -241,3 +245,34 @@ def _service_user() -> pwd.struct_passwd | None:
 def _chown_tree(root: Path, owner: pwd.struct_passwd) -> None:
     for path in [root, *root.rglob("*")]:
         os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+@contextlib.contextmanager
+def server_for_tests() -> Iterator[PostgresServer]:
+    """The server ``GATEPASS_TEST_DATABASE_URL`` names, else a throwaway cluster, stopped after.
+
+    Without one the calling test (or fixture) is skipped, or fails where PostgreSQL is required
+    (``GATEPASS_REQUIRE_POSTGRES=1``, as in CI).
+    """
+    cluster: ThrowawayCluster | None = None
+    reason = ""
+    try:
+        admin_url = os.environ.get(ADMIN_URL_ENV)
+        if admin_url:
+            server = PostgresServer(admin_url)
+            server.check()
+        else:
+            cluster = ThrowawayCluster.start()
+            server = cluster.server
+    except PostgresUnavailable as exc:
+        reason = str(exc)  # skipped or failed below, outside the handler: no chained traceback
+    if reason:
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            required = f"PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1): {reason}"
+            pytest.fail(required, pytrace=False)
+        pytest.skip(f"no PostgreSQL: {reason}")
+    try:
+        yield server
+    finally:
+        if cluster is not None:
+            cluster.stop()
