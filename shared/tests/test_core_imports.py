@@ -33,6 +33,8 @@ def test_the_token_layer_imports_no_framework(statement: str) -> None:
     loaded = _top_level_modules_after(statement)
     assert "gatepass" in loaded
     assert loaded.isdisjoint(FRAMEWORKS), sorted(loaded & set(FRAMEWORKS))
+    # Client assertions are signed with cryptography itself: PyJWT is for the tests only.
+    assert "jwt" not in loaded
 
 
 def test_the_fastapi_layer_is_still_reachable_from_the_root() -> None:

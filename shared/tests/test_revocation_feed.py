@@ -223,7 +223,7 @@ async def test_entries_leave_when_they_expire(
     issuer.revoke_session("ses_1", expires_at=clock() + 100)
     issuer.revoke_jti("jti_gone", expires_at=clock() - 1)  # expired already: never applied
     await synced(feed, issuer)
-    assert feed.state().live == {"session": 1, "user": 0, "jti": 0, "key": 0}
+    assert feed.state().live == {"session": 1, "user": 0, "client": 0, "jti": 0, "key": 0}
     with pytest.raises(RevokedTokenError):
         await verifier.verify(token)
     clock.advance(100)

@@ -8,8 +8,11 @@ framework-free token contract of :mod:`gatepass.core`, re-exported here, and its
 imported only when first used:
 
 - :mod:`gatepass.core`: the JWKS key set, the verifier, the verified-token cache, the revocation
-  deny-set and the feed follower that keeps it current, the error tree;
-- :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, RFC 6750 answers;
+  deny-set and the feed follower that keeps it current, the error tree; and the service's own
+  tokens (client credentials, token exchange) from the issuer's token endpoint;
+- :mod:`gatepass.fastapi`: the ``Principal`` dependency, ``require_scopes``, ``require_user``,
+  ``require_service``, RFC 6750 answers;
+- :mod:`gatepass.calls`: ``Calls``, calling other services as this service or for the user;
 - :mod:`gatepass.routing`: ``GatepassRoute``, which checks the token as soon as the route matched,
   before the body is read or any other dependency runs;
 - :mod:`gatepass.settings`: ``EdgeAuthSettings``, read with each edge's own prefix;
@@ -25,17 +28,21 @@ from gatepass.core import (
     BadSignatureError,
     BearerHeader,
     BearerHeaderOrCookie,
+    CallerNotAllowedError,
     Check,
     ClaimError,
+    ClientIdentity,
     CsrfError,
     DenySet,
     DisallowedAlgorithmError,
+    Exchanger,
     ExpiredTokenError,
     FeedConfig,
     FeedState,
     ForbiddenHeaderError,
     GatepassError,
     InsufficientScopeError,
+    IssuedToken,
     KeyAlgorithmMismatchError,
     KeySetConfig,
     KeySetState,
@@ -53,9 +60,15 @@ from gatepass.core import (
     RevocationFeed,
     RevocationsUnavailableError,
     RevokedTokenError,
+    ServiceTokens,
     StaticKeySet,
+    TokenAuth,
     TokenCache,
+    TokenEndpoint,
+    TokenEndpointError,
+    TokenEndpointUnavailableError,
     TokenError,
+    TokenRequestError,
     TokenSource,
     TokenTooLargeError,
     UnknownKidError,
@@ -71,25 +84,42 @@ from gatepass.core import (
 # ``import gatepass.core``: a command-line tool or a worker that only verifies never loads FastAPI.
 _LAZY = {
     "BodySizeLimitMiddleware": "gatepass.limits",
+    "Calls": "gatepass.calls",
     "EdgeAuth": "gatepass.fastapi",
     "EdgeAuthSettings": "gatepass.settings",
     "GatepassRoute": "gatepass.routing",
+    "ExchangeRefusedError": "gatepass.calls",
+    "PeerUnavailableError": "gatepass.calls",
     "Principal": "gatepass.fastapi",
     "ProblemError": "gatepass.problems",
     "RequestContextMiddleware": "gatepass.logs",
+    "ServiceCalls": "gatepass.calls",
     "configure_logging": "gatepass.logs",
     "current_principal": "gatepass.fastapi",
     "edge_auth": "gatepass.fastapi",
     "edge_auth_settings": "gatepass.settings",
     "install_problem_handlers": "gatepass.problems",
+    "presented_token": "gatepass.fastapi",
     "problem_response": "gatepass.problems",
     "register_metrics": "gatepass.stats",
     "request_id_var": "gatepass.logs",
     "require_scopes": "gatepass.fastapi",
+    "require_service": "gatepass.fastapi",
+    "require_user": "gatepass.fastapi",
 }
 
 if TYPE_CHECKING:
-    from gatepass.fastapi import EdgeAuth, Principal, current_principal, edge_auth, require_scopes
+    from gatepass.calls import Calls, ExchangeRefusedError, PeerUnavailableError, ServiceCalls
+    from gatepass.fastapi import (
+        EdgeAuth,
+        Principal,
+        current_principal,
+        edge_auth,
+        presented_token,
+        require_scopes,
+        require_service,
+        require_user,
+    )
     from gatepass.limits import BodySizeLimitMiddleware
     from gatepass.logs import RequestContextMiddleware, configure_logging, request_id_var
     from gatepass.problems import ProblemError, install_problem_handlers, problem_response
@@ -116,13 +146,18 @@ __all__ = [
     "BearerHeader",
     "BearerHeaderOrCookie",
     "BodySizeLimitMiddleware",
+    "CallerNotAllowedError",
+    "Calls",
     "Check",
     "ClaimError",
+    "ClientIdentity",
     "CsrfError",
     "DenySet",
     "DisallowedAlgorithmError",
     "EdgeAuth",
     "EdgeAuthSettings",
+    "ExchangeRefusedError",
+    "Exchanger",
     "ExpiredTokenError",
     "FeedConfig",
     "FeedState",
@@ -130,6 +165,7 @@ __all__ = [
     "GatepassError",
     "GatepassRoute",
     "InsufficientScopeError",
+    "IssuedToken",
     "KeyAlgorithmMismatchError",
     "KeySetConfig",
     "KeySetState",
@@ -140,6 +176,7 @@ __all__ = [
     "NoUsableKeysError",
     "NotYetValidError",
     "ParsedJwks",
+    "PeerUnavailableError",
     "PresentedToken",
     "Principal",
     "ProblemError",
@@ -150,9 +187,16 @@ __all__ = [
     "RevocationFeed",
     "RevocationsUnavailableError",
     "RevokedTokenError",
+    "ServiceCalls",
+    "ServiceTokens",
     "StaticKeySet",
+    "TokenAuth",
     "TokenCache",
+    "TokenEndpoint",
+    "TokenEndpointError",
+    "TokenEndpointUnavailableError",
     "TokenError",
+    "TokenRequestError",
     "TokenSource",
     "TokenTooLargeError",
     "UnknownKidError",
@@ -167,8 +211,11 @@ __all__ = [
     "edge_auth_settings",
     "install_problem_handlers",
     "parse_jwks",
+    "presented_token",
     "problem_response",
     "register_metrics",
     "request_id_var",
     "require_scopes",
+    "require_service",
+    "require_user",
 ]

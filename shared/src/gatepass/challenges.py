@@ -12,6 +12,9 @@ no token (:func:`no_token`)     401     ``Bearer realm="..."`` (RFC 6750 §3.1: 
 ``TokenError``                  401     ``Bearer realm="...", error="invalid_token", ...``
 ``RequestError``                400     ``Bearer realm="...", error="invalid_request", ...``
 ``InsufficientScopeError``      403     ``... error="insufficient_scope", ..., scope="..."``
+``CallerNotAllowedError``       403     ``... error="insufficient_scope", error_description=
+                                        "This resource is for users only."`` (or services);
+                                        the problem's ``code`` is ``caller_not_allowed``
 another ``AccessDeniedError``   403     none (a CSRF refusal is no matter of tokens)
 ``KeysUnavailableError``        503     none, and ``Retry-After``: an outage is never a 401
 ==============================  ======  =========================================================
@@ -30,6 +33,8 @@ from collections.abc import Iterable, Mapping
 
 from gatepass.core.errors import (
     AccessDeniedError,
+    CallerKind,
+    CallerNotAllowedError,
     GatepassError,
     InsufficientScopeError,
     KeysUnavailableError,
@@ -38,7 +43,7 @@ from gatepass.core.errors import (
 )
 from gatepass.problems import ProblemError
 
-__all__ = ["challenge", "insufficient_scope", "no_token", "problem"]
+__all__ = ["caller_not_allowed", "challenge", "insufficient_scope", "no_token", "problem"]
 
 _RFC6750_PARAMS = frozenset({"error", "error_description", "scope"})
 
@@ -50,6 +55,9 @@ def problem(exc: GatepassError, realm: str) -> ProblemError:
             return _refusal(exc, realm, 401, "Invalid access token")
         case RequestError():
             return _refusal(exc, realm, 400, "Invalid request")
+        case CallerNotAllowedError():
+            allowed = {"allowed_caller": exc.allowed}
+            return _refusal(exc, realm, 403, "Caller not allowed", allowed, code=exc.reason)
         case InsufficientScopeError():
             extra = {"required_scopes": list(exc.required)}
             scope = " ".join(exc.required)
@@ -71,6 +79,12 @@ def no_token(realm: str) -> ProblemError:
         title="Authentication required",
         headers={"www-authenticate": challenge(realm)},
     )
+
+
+def caller_not_allowed(allowed: CallerKind, realm: str) -> ProblemError:
+    """The 403 for a token of the other kind: a service's where users only are served, or a
+    user's where services only are (:attr:`~gatepass.core.principal.AccessPrincipal.is_service`)."""
+    return problem(CallerNotAllowedError(allowed), realm)
 
 
 def insufficient_scope(required: Iterable[str], realm: str) -> ProblemError:
@@ -97,11 +111,14 @@ def _refusal(
     status: int,
     title: str,
     extra: Mapping[str, object] | None = None,
+    *,
+    code: str | None = None,
     **params: str,
 ) -> ProblemError:
     """A problem with the RFC 6750 challenge naming the error."""
     header = challenge(realm, error=exc.error, error_description=exc.description, **params)
-    return _problem(exc, status, title, headers={"www-authenticate": header}, extra=extra)
+    headers = {"www-authenticate": header}
+    return _problem(exc, status, title, headers=headers, extra=extra, code=code)
 
 
 def _problem(
@@ -111,12 +128,14 @@ def _problem(
     *,
     headers: dict[str, str] | None = None,
     extra: Mapping[str, object] | None = None,
+    code: str | None = None,
 ) -> ProblemError:
-    """The problem body: ``code`` is the RFC 6750 / 6749 error, ``reason`` the finer code."""
+    """The problem body: ``code`` is the RFC 6750 / 6749 error (unless told another), ``reason``
+    the finer code."""
     return ProblemError(
         exc.description,
         status=status,
-        code=exc.error,
+        code=code or exc.error,
         title=title,
         headers=headers,
         extra={"reason": exc.reason, **(extra or {})},

@@ -19,8 +19,11 @@ What :func:`edge_app` adds, outermost first:
 - every error as problem+json (:mod:`gatepass.problems`), RFC 6750 answers from
   :class:`~gatepass.EdgeAuth`, so routes use ``Principal`` and ``require_scopes``;
 - ``/about``, ``/healthz``, ``/readyz``, ``/metrics`` (:mod:`gatepass.ops`);
-- a lifespan that opens and migrates the database, then starts the key set (which never fails
-  for an unreachable issuer: ``/readyz`` says 503 instead), and closes both on the way out.
+- a lifespan that opens and migrates the database, opens the calls to other services
+  (:mod:`gatepass.calls`: ``Calls``; with the edge's identity if it has one), then starts the
+  key set (which never fails for an unreachable issuer: ``/readyz`` says 503 instead) and the
+  revocation feed (read with the edge's own service token when it has an identity and no
+  ``FEED_TOKEN``), and closes them all on the way out.
 
 Nothing does I/O before the lifespan: building the app twice, or importing it, is free.
 """
@@ -36,6 +39,7 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
 
 from gatepass import ops
+from gatepass.calls import attach_calls, open_service_calls
 from gatepass.core.verifier import Check
 from gatepass.fastapi import EdgeAuth
 from gatepass.httplayer import app_options, install_http_layer
@@ -52,7 +56,10 @@ from gatepass.service import (
     service_of,
 )
 
-__all__ = ["edge_app"]
+__all__ = ["FEED_SCOPE", "edge_app"]
+
+FEED_SCOPE = "revocations:read"
+"""The scope of the service token an edge reads the revocation feed with."""
 
 
 def edge_app(
@@ -66,9 +73,11 @@ def edge_app(
 ) -> FastAPI:
     """An edge app: ``routers`` behind the shared middleware, errors, probes and lifespan.
 
-    ``client`` fetches discovery and the JWKS (tests pass one over ``httpx.MockTransport``);
-    without one the key set opens its own when the lifespan starts, and closes it. ``checks`` run
-    on every freshly verified token (revocations need none: ``EdgeAuth`` follows the issuer's feed).
+    ``client`` fetches discovery and the JWKS, and carries the calls to the token endpoint and
+    to other services (tests pass one over ``httpx.MockTransport`` or an ASGI transport);
+    without one the key set and the calls open their own when the lifespan starts, and close
+    them. ``checks`` run on every freshly verified token (revocations need none: ``EdgeAuth``
+    follows the issuer's feed).
     """
     registry = CollectorRegistry()
     auth = EdgeAuth.from_settings(settings, client=client, registry=registry, checks=checks)
@@ -79,7 +88,7 @@ def edge_app(
         lifespan=_lifespan,
         **app_options(settings),
     )
-    attach(app, EdgeService(settings, about, database, auth, registry))
+    attach(app, EdgeService(settings, about, database, auth, registry, client))
     install_problem_handlers(app)
     auth.install(app)
     app.include_router(ops.router)
@@ -94,11 +103,22 @@ def edge_app(
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Database first (a failed migration must stop the start), then the key set."""
+    """Database first (a failed migration must stop the start), then the calls to other
+    services (an unreadable key file must stop it too), then the key set and the feed."""
     service = service_of(app)
-    async with open_database(service.database, service.settings) as db, service.auth:
-        attach_database(app, db)
-        try:
-            yield
-        finally:
-            attach_database(app, None)
+    settings = service.settings
+    async with (
+        open_database(service.database, settings) as db,
+        open_service_calls(settings, client=service.client) as calls,
+    ):
+        feed = service.auth.feed
+        if feed is not None and settings.feed_token is None and calls.has_identity:
+            feed.use_tokens(calls.service_tokens(settings.feed_audience, FEED_SCOPE))
+        async with service.auth:
+            attach_database(app, db)
+            attach_calls(app, calls)
+            try:
+                yield
+            finally:
+                attach_calls(app, None)
+                attach_database(app, None)

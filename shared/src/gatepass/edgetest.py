@@ -1,6 +1,6 @@
 """Test helpers for edge services built with :func:`gatepass.edge.edge_app`.
 
-Beside :mod:`gatepass.testing` (the issuer in a box), three ways to test an edge:
+Beside :mod:`gatepass.testing` (the issuer in a box), four ways to test an edge:
 
 - in-process, through ``httpx.ASGITransport``, with its lifespan running and a
   :class:`~gatepass.testing.FakeIssuer` answering discovery and the JWKS. :func:`edge_fixtures`
@@ -18,6 +18,18 @@ Beside :mod:`gatepass.testing` (the issuer in a box), three ways to test an edge
           kit = EdgeKit(create_app, MailSettings, audience="mail", scopes=..., routes=(
               Route("GET", "/inbox", "mail:read"), ...))
 
+- several edges side by side in-process, for the calls between them (:class:`Peers`): each
+  with a client identity, all reaching each other and the issuer's token endpoint through one
+  transport that routes by host (:class:`Hosts`), where a test takes a service down or holds
+  its answers::
+
+      class Pair(Peers):
+          mail = Peer("mail", create_app, MailSettings, MAIL_URL, {"video_url": VIDEO_URL})
+          video = Peer("video", create_video_app, VideoSettings, VIDEO_URL, {...})
+
+      async with Pair.run(tmp_path) as pair:
+          pair.down(VIDEO_URL)
+
 - as a real child process (``python -m <module> --host 127.0.0.1 --port N``), to check the
   console entry point: :func:`child_service` waits until uvicorn says it is listening.
 
@@ -26,14 +38,20 @@ This module needs pytest (the fixtures and the shared tests); :mod:`gatepass.tes
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, overload
 
 import httpx
 import pytest
@@ -56,12 +74,17 @@ __all__ = [
     "EdgeAccessTests",
     "EdgeKit",
     "EdgeUnderTest",
+    "Hold",
+    "Hosts",
+    "Peer",
+    "Peers",
     "Route",
     "child_service",
     "edge_fixtures",
     "expect_problem",
     "free_port",
     "run_edge",
+    "running_app",
 ]
 
 LISTENING = "Uvicorn running on"
@@ -96,12 +119,18 @@ async def run_edge(
     """``create_app(settings, client=<the issuer's mock client>)``, its lifespan running."""
     async with issuer.client() as client:
         app = create_app(settings, client=client)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://edge.test") as http,
-        ):
+        async with running_app(app, "http://edge.test") as http:
             yield EdgeUnderTest(app, http, issuer, settings.audience)
+
+
+@asynccontextmanager
+async def running_app(app: FastAPI, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` with its lifespan running, and a client for it in-process at ``base_url``."""
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as http,
+    ):
+        yield http
 
 
 def _fresh_edge(
@@ -142,6 +171,141 @@ def expect_problem(response: httpx.Response, status: int, code: str | None = Non
     assert body["status"] == status, seen
     assert code is None or body["code"] == code, seen
     return body
+
+
+# -- edges side by side ----------------------------------------------------------------------
+
+
+@dataclass
+class Hold:
+    """Requests to a held host wait for ``released``; ``arrived`` is set once one is waiting."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hosts(httpx.AsyncBaseTransport):
+    """Each request to the transport of its host. A host with none, or taken ``down``, refuses
+    the connection, as a service that is not running; a host in ``held`` keeps each request
+    until the test releases it (:class:`Hold`), as a slow service. A test may swap a host's
+    transport in ``routes`` (to record what reaches it)."""
+
+    def __init__(self, routes: Mapping[str, httpx.AsyncBaseTransport]) -> None:
+        self.routes = dict(routes)
+        self.down: set[str] = set()
+        self.held: dict[str, Hold] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host in self.down or host not in self.routes:
+            raise httpx.ConnectError("connection refused", request=request)
+        hold = self.held.get(host)
+        if hold is not None:
+            hold.arrived.set()
+            await hold.released.wait()
+        return await self.routes[host].handle_async_request(request)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """An edge to run beside others, declared on a :class:`Peers` subclass; they reach it at
+    ``url``. On a running instance the attribute is the edge itself (an :class:`EdgeUnderTest`),
+    on the class the peer.
+
+    Its settings are ``settings(issuer=, data_dir=<data folder>/<name>, client_id=<name>,
+    client_secret=<name>-secret, **values)``: ``values`` name the other services' URLs (and
+    anything else the edge needs); the fake issuer takes any client secret.
+    """
+
+    name: str
+    create_app: EdgeFactory
+    settings: SettingsFactory
+    url: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings_for(self, issuer: FakeIssuer, data_dir: Path) -> EdgeAuthSettings:
+        identity = {"client_id": self.name, "client_secret": f"{self.name}-secret"}
+        values = {**identity, **self.values}
+        return self.settings(issuer=issuer.issuer, data_dir=data_dir / self.name, **values)
+
+    @overload
+    def __get__(self, peers: None, owner: type[Peers]) -> Self: ...
+
+    @overload
+    def __get__(self, peers: Peers, owner: type[Peers]) -> EdgeUnderTest: ...
+
+    def __get__(self, peers: Peers | None, owner: type[Peers]) -> Self | EdgeUnderTest:
+        return self if peers is None else peers.edges[self.name]
+
+
+@dataclass
+class Peers:
+    """Edges in-process, the issuer they all trust (a :class:`~gatepass.testing.FakeIssuer`
+    with its token endpoint: it answers client credentials and token exchange, and keeps every
+    request), and the transport between them all (:attr:`hosts`).
+
+    An edge's tests declare the edges as :class:`Peer` attributes of a subclass, their own
+    first (they start in this order), and run them with :meth:`run`::
+
+        class Pair(Peers):
+            mail = Peer("mail", create_app, MailSettings, MAIL_URL, {"video_url": VIDEO_URL})
+            video = Peer("video", create_video_app, VideoSettings, VIDEO_URL, {...})
+
+        async with Pair.run(tmp_path) as pair:
+            await pair.mail.http.get("/inbox", headers=pair.mail.bearer("usr_bob", "mail:read"))
+    """
+
+    edges: dict[str, EdgeUnderTest]  # by Peer.name
+    issuer: FakeIssuer
+    hosts: Hosts
+
+    @classmethod
+    def peers(cls) -> list[Peer]:
+        """The peers this class declares, in order."""
+        return [value for value in vars(cls).values() if isinstance(value, Peer)]
+
+    @classmethod
+    @asynccontextmanager
+    async def run(cls, data_dir: Path) -> AsyncIterator[Self]:
+        """The declared peers, their lifespans running, their data folders under ``data_dir``.
+
+        Every edge gets one client over :attr:`hosts`, which routes to the issuer and to each
+        edge at its ``url``; each edge's :class:`EdgeUnderTest` has a client of its own for
+        the test.
+        """
+        issuer = FakeIssuer(clock=time.time, token_endpoint=True)
+        hosts = Hosts({httpx.URL(issuer.issuer).host: issuer.transport()})
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(httpx.AsyncClient(transport=hosts))
+            built: list[tuple[Peer, FastAPI, str]] = []
+            for peer in cls.peers():  # every edge can be reached before any starts
+                settings = peer.settings_for(issuer, data_dir)
+                app = peer.create_app(settings, client=client)
+                hosts.routes[httpx.URL(peer.url).host] = httpx.ASGITransport(app=app)
+                built.append((peer, app, settings.audience))
+            edges: dict[str, EdgeUnderTest] = {}
+            for peer, app, audience in built:
+                http = await stack.enter_async_context(running_app(app, peer.url))
+                edges[peer.name] = EdgeUnderTest(app, http, issuer, audience)
+            yield cls(edges, issuer, hosts)
+
+    def token_grants(self, grant_type: str | None = None) -> list[dict[str, Any]]:
+        """The token requests the issuer got so far (of ``grant_type``), oldest first."""
+        grants = self.issuer.token_grants
+        return [g for g in grants if grant_type is None or g["grant_type"] == grant_type]
+
+    def down(self, url: str) -> None:
+        """The service at ``url`` stops answering (connection refused)."""
+        self.hosts.down.add(httpx.URL(url).host)
+
+    def up(self, url: str) -> None:
+        """The service at ``url`` answers again."""
+        self.hosts.down.discard(httpx.URL(url).host)
+
+    def hold(self, url: str) -> Hold:
+        """The service at ``url`` answers only once the hold is released (a slow service)."""
+        hold = self.hosts.held[httpx.URL(url).host] = Hold()
+        return hold
 
 
 # -- the access tests every edge shares ------------------------------------------------------

@@ -17,6 +17,10 @@ auth service shares (bodies as RFC 9457 problem details): a bad token is 401 ``i
 token is a bare 401 challenge, a missing scope is 403 ``insufficient_scope``, two tokens are 400
 ``invalid_request``, and no usable keys is 503 with ``Retry-After``, never 401.
 
+Callers are users or services (:attr:`AccessPrincipal.is_service`): :func:`require_scopes` lets
+both in, :func:`require_user` and :func:`require_service` only one kind, and the other gets 403
+``caller_not_allowed``.
+
 :meth:`EdgeAuth.from_settings` also follows the issuer's revocation feed when its discovery lists
 one (:mod:`gatepass.core.feed`): a revoked token is refused on its next request, cached or not.
 """
@@ -38,7 +42,7 @@ from prometheus_client.registry import CollectorRegistry
 from gatepass import challenges
 from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, TokenSource, checked_token
 from gatepass.core.clock import Clock, Sleep, system_clock
-from gatepass.core.errors import GatepassError
+from gatepass.core.errors import CallerKind, GatepassError
 from gatepass.core.feed import RevocationFeed
 from gatepass.core.keyset import RemoteKeySet
 from gatepass.core.principal import AccessPrincipal
@@ -51,6 +55,7 @@ from gatepass.stats import KeySetState, register_metrics
 
 _STATE_ATTRIBUTE = "gatepass_edge_auth"
 _SCOPES_ATTRIBUTE = "__gatepass_scopes__"
+_CALLER_ATTRIBUTE = "__gatepass_caller__"
 
 PRINCIPAL_SCOPE_KEY = "gatepass.core.principal"
 """Where :class:`~gatepass.routing.GatepassRoute` leaves the principal it checked at the door, in
@@ -183,17 +188,40 @@ class EdgeAuth:
         except GatepassError as exc:  # counted by the verifier
             raise self.problem(exc) from None
 
-    async def authorize(self, request: Request, required: frozenset[str]) -> AccessPrincipal:
-        """:meth:`authenticate`, then 403 ``insufficient_scope`` unless every scope was granted."""
+    async def authorize(
+        self,
+        request: Request,
+        required: frozenset[str],
+        callers: frozenset[CallerKind] = frozenset(),
+    ) -> AccessPrincipal:
+        """:meth:`authenticate`, then 403 ``caller_not_allowed`` unless the caller is of each
+        kind in ``callers`` (``user``, ``service``), and 403 ``insufficient_scope`` unless every
+        scope was granted."""
         principal = await self.authenticate(request)
+        self.check_caller(principal, callers)
         if not required <= principal.scopes:
             raise self.insufficient_scope(required)
         return principal
+
+    def check_caller(self, principal: AccessPrincipal, callers: Iterable[CallerKind]) -> None:
+        """403 ``caller_not_allowed`` unless ``principal`` is of each kind in ``callers``."""
+        for allowed in sorted(callers):
+            if principal.is_service != (allowed == "service"):
+                raise self.caller_not_allowed(allowed)
 
     def insufficient_scope(self, required: frozenset[str]) -> ProblemError:
         """The 403 for a token lacking some of ``required`` (counted as a rejection)."""
         self.verifier.stats.rejected("insufficient_scope")
         return challenges.insufficient_scope(required, self.realm)
+
+    def caller_not_allowed(self, allowed: CallerKind) -> ProblemError:
+        """The 403 for a token of the other kind (counted as a rejection)."""
+        self.verifier.stats.rejected("caller_not_allowed")
+        return challenges.caller_not_allowed(allowed, self.realm)
+
+    def presented_token(self, request: Request) -> str:
+        """The request's bearer token as sent (a 400 or 401 problem without one usable)."""
+        return self._presented_token(request).decode("ascii")
 
     def problem(self, exc: GatepassError) -> ProblemError:
         """The HTTP answer to a verification error (:func:`gatepass.challenges.problem`)."""
@@ -257,6 +285,19 @@ def gatepass_scopes(dependency: object) -> frozenset[str] | None:
     return scopes if isinstance(scopes, frozenset) else None
 
 
+def gatepass_caller(dependency: object) -> CallerKind | None:
+    """The kind of caller a gatepass dependency lets in (``user``, ``service``); ``None`` for
+    both kinds, or for a dependency that is not gatepass's."""
+    caller = getattr(dependency, _CALLER_ATTRIBUTE, None)
+    return "user" if caller == "user" else "service" if caller == "service" else None
+
+
+def presented_token(request: Request) -> str:
+    """The raw bearer token of ``request``, to exchange it for a token that calls another
+    service for the same user (:meth:`gatepass.calls.ServiceCalls.for_user`)."""
+    return edge_auth(request).presented_token(request)
+
+
 async def current_principal(request: Request) -> AccessPrincipal:
     """The dependency: ``async`` (a plain ``def`` would run in the threadpool). The principal
     :class:`~gatepass.routing.GatepassRoute` checked at the door if it did, else verified now."""
@@ -282,20 +323,40 @@ def require_scopes(
     ``dependencies=[Depends(require_scopes("mail:read"))]`` on a route or router. The same
     scopes give the same dependency, so a test can override ``require_scopes("mail:read")``.
     """
-    return _scoped_principal(frozenset(scopes))
+    return _scoped_principal(frozenset(scopes), None)
+
+
+def require_user(*scopes: str) -> Callable[[Request], Awaitable[AccessPrincipal]]:
+    """:func:`require_scopes`, for users only: a service calling with its own token (client
+    credentials) gets 403 ``caller_not_allowed``. A token a service exchanged for a user is the
+    user's, and gets in (its :attr:`~AccessPrincipal.act` names the service)."""
+    return _scoped_principal(frozenset(scopes), "user")
+
+
+def require_service(*scopes: str) -> Callable[[Request], Awaitable[AccessPrincipal]]:
+    """:func:`require_scopes`, for services calling with a token of their own only: a user's
+    token, exchanged or not, gets 403 ``caller_not_allowed``."""
+    return _scoped_principal(frozenset(scopes), "service")
 
 
 @functools.cache
-def _scoped_principal(required: frozenset[str]) -> Callable[[Request], Awaitable[AccessPrincipal]]:
+def _scoped_principal(
+    required: frozenset[str], caller: CallerKind | None
+) -> Callable[[Request], Awaitable[AccessPrincipal]]:
     # Not a dependency on top of Principal: FastAPI resolves each level of dependencies with
     # its general machinery, which costs more per request than a cached verification.
+    callers: frozenset[CallerKind] = frozenset() if caller is None else frozenset({caller})
+
     async def scoped_principal(request: Request) -> AccessPrincipal:
         principal = await current_principal(request)
+        if callers:
+            edge_auth(request).check_caller(principal, callers)
         if not required <= principal.scopes:
             raise edge_auth(request).insufficient_scope(required)
         return principal
 
     setattr(scoped_principal, _SCOPES_ATTRIBUTE, required)
+    setattr(scoped_principal, _CALLER_ATTRIBUTE, caller)
     return scoped_principal
 
 
@@ -305,6 +366,10 @@ __all__ = [
     "Principal",
     "current_principal",
     "edge_auth",
+    "gatepass_caller",
     "gatepass_scopes",
+    "presented_token",
     "require_scopes",
+    "require_service",
+    "require_user",
 ]

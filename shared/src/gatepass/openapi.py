@@ -173,8 +173,9 @@ def edge_bearer_responses() -> Responses:
     """What :class:`~gatepass.EdgeAuth` answers on a protected route, before the route runs.
 
     400 ``invalid_request`` (two tokens, or one that is not a token), 401 (no token, a bad one),
-    403 (a scope missing, or a cookie-borne unsafe request without the CSRF pair), 503 with
-    ``Retry-After`` (no usable keys: the issuer unreachable past ``max_staleness``).
+    403 (a scope missing, a caller of the wrong kind, or a cookie-borne unsafe request without
+    the CSRF pair), 503 with ``Retry-After`` (no usable keys: the issuer unreachable past
+    ``max_staleness``).
     """
     return problem_responses(
         400,
@@ -184,7 +185,9 @@ def edge_bearer_responses() -> Responses:
         descriptions={
             400: "More than one access token, or one that is not a bearer token.",
             401: "No access token, or one that is not valid (the challenge says why).",
-            403: "The access token lacks a scope this route needs.",
+            403: "The access token lacks a scope this route needs, or is of the wrong kind "
+            "(`caller_not_allowed`: a service's token where users call, or a user's where "
+            "services call).",
             503: "The service cannot verify access tokens right now (no usable issuer keys).",
         },
         headers={400: [CHALLENGE], 401: [CHALLENGE], 403: [CHALLENGE_IF_SCOPE], 503: [RETRY_AFTER]},

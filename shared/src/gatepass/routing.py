@@ -12,21 +12,23 @@ Two things change:
   body and before any other dependency runs (a database session, say). An unauthenticated
   request costs nothing more than its refusal, and never learns from a 422 what the route
   expects. A 403 names every scope the route needs, not only those of the first dependency that
-  failed.
+  failed; a caller of the wrong kind (``require_user``, ``require_service``) gets its 403
+  ``caller_not_allowed`` there too.
 - What a request costs. FastAPI resolves each dependency with its general machinery, and for a
   token already verified that costs more than the verification: about a tenth of a hot-token
   request to an edge. So the endpoint's own gatepass parameters are handed the principal the
   door checked (:func:`_given_the_door_principal`) instead of being resolved.
 
 How: ``GatepassRoute`` builds the route on a stand-in for the endpoint, the same function
-without its gatepass parameters (``Principal``, ``require_scopes(...)``) and with the request
-instead; it passes the door's principal in their place. It overrides ``get_route_handler``,
-FastAPI's extension point for route classes, to check the union of the scopes of those
-parameters and of the route's ``dependencies=``, and to leave the principal in the request's
-ASGI scope. Gatepass's dependencies FastAPI still resolves (in ``dependencies=``, nested in
-another dependency, or given to ``include_router``) find it there and verify nothing a second
-time. The OpenAPI document is the one FastAPI builds without the route class: gatepass's
-dependencies add nothing to it.
+without its gatepass parameters (``Principal``, ``require_scopes(...)``, ``require_user(...)``,
+``require_service(...)``) and with the request instead; it passes the door's principal in their
+place. It overrides ``get_route_handler``, FastAPI's extension point for route classes, to check
+the union of the scopes of those parameters and of the route's ``dependencies=`` (and the kind
+of caller each lets in), and to leave the principal in the request's ASGI scope. Gatepass's
+dependencies FastAPI still resolves (in ``dependencies=``, nested in another dependency, or
+given to ``include_router``) find it there and verify nothing a second time. The OpenAPI
+document is the one FastAPI builds without the route class: gatepass's dependencies add nothing
+to it.
 
 ``app.dependency_overrides`` (tests): when one of the route's gatepass dependencies is
 overridden, the door stands aside. FastAPI resolves what it resolves, overrides included, and
@@ -55,7 +57,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import get_name
 
-from gatepass.fastapi import PRINCIPAL_SCOPE_KEY, edge_auth, gatepass_scopes
+from gatepass.fastapi import PRINCIPAL_SCOPE_KEY, edge_auth, gatepass_caller, gatepass_scopes
 
 __all__ = ["GatepassRoute"]
 
@@ -80,10 +82,11 @@ class GatepassRoute(APIRoute):
         if not checked:
             return handler
         required = frozenset[str]().union(*checked.values())
+        callers = frozenset(kind for call in checked if (kind := gatepass_caller(call)))
 
         async def check_at_the_door(request: Request) -> Response:
             if not _overridden(request, checked):
-                principal = await edge_auth(request).authorize(request, required)
+                principal = await edge_auth(request).authorize(request, required, callers)
                 request.scope[PRINCIPAL_SCOPE_KEY] = principal
             return await handler(request)
 

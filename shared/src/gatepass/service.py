@@ -13,6 +13,7 @@ factory), :mod:`gatepass.ops` (``/about``, health, readiness, metrics), :mod:`ga
 - :class:`ServiceDatabase`: the edge's own database (default file name, migrations, lock id).
 - :class:`About`: what the edge tells anyone at ``GET /about``.
 - :data:`DbSession`: an ``AsyncSession`` per request, ``async def route(db: DbSession)``.
+- calls to other services: :data:`gatepass.calls.Calls`, opened by the lifespan too.
 
 Needs the ``db`` extra (``gatepass[db]``).
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Self
 
+import httpx
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry
 from pydantic import model_validator
@@ -120,6 +122,8 @@ class EdgeService:
     database: ServiceDatabase
     auth: EdgeAuth
     registry: CollectorRegistry
+    # The HTTP client given to edge_app (tests route the issuer and peers through one), if any.
+    client: httpx.AsyncClient | None = None
 
 
 @dataclass(frozen=True)

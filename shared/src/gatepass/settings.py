@@ -13,6 +13,9 @@ or make them part of the edge's one settings class::
 
 And how every gatepass service (the auth service and each edge) runs, with the service's prefix:
 :class:`ServiceSettings` (environment, API docs, logs, the HTTP server's limits, trusted proxies).
+
+An edge that calls another service names it with a :data:`PeerUrl` setting (the mail edge's
+``video_url``): an http(s) base URL, kept without its trailing ``/``.
 """
 
 from __future__ import annotations
@@ -22,13 +25,22 @@ from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SettingsSourceError
 
 from gatepass.core.feed import FeedConfig
 from gatepass.core.keyset import KeySetConfig
+from gatepass.core.oauth import ClientIdentity
 
 AlgorithmName = Literal["ES256", "RS256", "EdDSA"]
 Environment = Literal["development", "production"]
@@ -142,6 +154,31 @@ def proxy_networks(entries: Iterable[object]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def peer_url(value: str) -> str:
+    """``value`` without a trailing ``/``, if it is an http(s) URL naming a host and nothing
+    after its path: paths are joined to it, so a query, a fragment or a user would land in
+    every call. The message never repeats the value (settings errors do not echo)."""
+    problem = "must be an http or https URL with a host, and no user, query or fragment"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number raises, with the value in its message
+    except ValueError:
+        raise ValueError(problem) from None
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(problem)
+    return value.rstrip("/")
+
+
+PeerUrl = Annotated[str, AfterValidator(peer_url)]
+"""A setting that is another service's base URL (checked by :func:`peer_url`)."""
+
+
 def describe_settings_error(exc: ValidationError | SettingsSourceError) -> str:
     """One line a problem: the setting and what is wrong, never the value (it may be secret).
 
@@ -193,6 +230,23 @@ class EdgeAuthSettings(BaseSettings):
     feed_token: SecretStr | None = None
     feed_max_lag: float | None = Field(None, gt=0)
     feed_wait: float = Field(25.0, ge=0, le=30)
+    # Without a feed token but with an identity (below), the feed is read with a service token
+    # for this audience (the auth service's own), scope revocations:read.
+    feed_audience: str = Field("auth", min_length=1)
+
+    # The edge's own identity (a registered service client), to call other services: the
+    # client id, and its private JWK (a JSON file: private_key_jwt) or its secret
+    # (client_secret_basic). Calls to other services: a timeout, and how many more attempts an
+    # idempotent call gets after a network error or a 502/503/504.
+    client_id: str | None = Field(None, min_length=1)
+    client_key_file: Path | None = None
+    client_secret: SecretStr | None = None
+    # The token endpoint's address when discovery's is not the one to use (as jwks_url): in
+    # containers the issuer's public URL need not resolve, so it is reached over the private
+    # network. Client assertions then name the issuer (RFC 7523 section 3), not this address.
+    token_url: str | None = None
+    call_timeout: float = Field(3.0, gt=0, le=60)
+    call_retries: int = Field(2, ge=0, le=5)
 
     @field_validator("feed_token")
     @classmethod
@@ -219,7 +273,36 @@ class EdgeAuthSettings(BaseSettings):
                 "feed_max_lag must be longer than feed_wait: a quiet long poll answers only "
                 "after feed_wait seconds"
             )
+        if self.client_key_file is not None and self.client_secret is not None:
+            raise ValueError("set client_key_file or client_secret, not both")
+        if self.client_id is None and (self.client_key_file or self.client_secret):
+            raise ValueError("client_key_file and client_secret need a client_id")
         return self
+
+    @property
+    def has_identity(self) -> bool:
+        """A client id with a key file or a secret: the edge can get tokens of its own."""
+        has_credential = self.client_key_file is not None or self.client_secret is not None
+        return self.client_id is not None and has_credential
+
+    def client_identity(self) -> ClientIdentity | None:
+        """The edge's identity at the token endpoint; ``None`` without one (a client id alone
+        is none). Reads the key file: :class:`ConfigError` naming the setting (never the path
+        or anything in the file) if it cannot be read or holds no usable private JWK."""
+        if self.client_id is None:
+            return None
+        if self.client_secret is not None:
+            return ClientIdentity.from_secret(self.client_id, self.client_secret.get_secret_value())
+        if self.client_key_file is None:
+            return None
+        setting = f"{self.model_config.get('env_prefix', '')}CLIENT_KEY_FILE"
+        try:
+            return ClientIdentity.from_key_file(self.client_id, self.client_key_file)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"{setting}: the key file cannot be read ({reason})") from None
+        except ValueError as exc:  # the message names what is wrong, never a value
+            raise ConfigError(f"{setting}: {exc}") from None
 
     def keyset_config(self) -> KeySetConfig:
         """These settings as the key set's configuration."""

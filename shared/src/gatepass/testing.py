@@ -16,6 +16,14 @@ It also serves a revocation feed (``/revocations``, the auth service's contract:
 ``more`` paging, long poll), fed by :meth:`FakeIssuer.revoke_session` and its siblings. Discovery
 lists the feed only for ``FakeIssuer(feed=True)``: by default an edge under test runs as with an
 issuer that has none, so tests written before the feed existed see the same requests as before.
+
+And, with ``FakeIssuer(token_endpoint=True)``, a token endpoint (``POST /token``, listed in
+discovery): ``client_credentials`` (a service token: ``sub`` = ``client_id``, no ``sid``, the
+audiences and scope asked for) and token exchange (the subject token verified against the fake's
+own keys and clock; the user's ``sub`` and ``sid``, ``act`` naming the client, the audience
+asked for, the scope asked for if the subject token has it). Clients are not authenticated:
+their id is taken from the assertion, the Basic header or the form, and each request is recorded
+(:attr:`FakeIssuer.token_grants`) and counted (``count("/token")``).
 """
 
 from __future__ import annotations
@@ -25,15 +33,17 @@ import base64
 import contextlib
 import hashlib
 import json
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+from gatepass.core import jwk
+from gatepass.core.jwk import PrivateKey
+from gatepass.core.oauth import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE
 
 REVOCATION_TTL = 360
 """Seconds a revocation stays live by default: the fake's token lifetime (300) plus the leeway."""
@@ -84,36 +94,18 @@ class ManualClock:
 
 def generate_key(alg: str) -> PrivateKey:
     """A fresh private key for ``ES256``, ``RS256`` or ``EdDSA``."""
-    if alg == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if alg == "RS256":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if alg == "EdDSA":
-        return ed25519.Ed25519PrivateKey.generate()
-    raise ValueError(f"unsupported algorithm {alg!r}")
+    return jwk.generate_private_key(alg)
 
 
 def public_jwk(key: PrivateKey, kid: str, alg: str) -> dict[str, Any]:
     """The public JWK of ``key``, with ``kid``, ``alg`` and ``use: sig``."""
-    public = key.public_key()
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        numbers = public.public_numbers()
-        members = {"kty": "EC", "crv": "P-256", "x": _b64(numbers.x, 32), "y": _b64(numbers.y, 32)}
-    elif isinstance(public, rsa.RSAPublicKey):
-        rsa_numbers = public.public_numbers()
-        members = {"kty": "RSA", "n": _b64(rsa_numbers.n), "e": _b64(rsa_numbers.e)}
-    else:
-        members = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(public.public_bytes_raw())}
-    return {**members, "kid": kid, "alg": alg, "use": "sig"}
+    return {**jwk.public_jwk(key.public_key()), "kid": kid, "alg": alg, "use": "sig"}
 
 
-def _b64(number: int, size: int | None = None) -> str:
-    length = size or (number.bit_length() + 7) // 8
-    return _b64url(number.to_bytes(length, "big"))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def private_jwk(key: PrivateKey, kid: str, alg: str) -> dict[str, Any]:
+    """The private JWK of ``key`` (what a service's ``CLIENT_KEY_FILE`` holds), with ``kid``
+    and ``alg``: :func:`public_jwk` plus the private members."""
+    return {**jwk.private_jwk(key, alg), "kid": kid}
 
 
 class FakeIssuer:
@@ -124,7 +116,11 @@ class FakeIssuer:
     JWKS answer waits for, to hold a fetch in flight) and ``extra_entries`` (raw JWKS entries).
     And for the revocation feed: ``feed_listed`` (discovery lists it), ``feed_tokens`` (bearer
     tokens it accepts; empty: anonymous), ``feed_page_size``, ``feed_fail_with`` (like
-    ``fail_with``, for the feed alone).
+    ``fail_with``, for the feed alone), ``feed_accepts`` (a check of the feed's bearer token,
+    e.g. that it is a service token with ``revocations:read``). For the token endpoint:
+    ``token_ttl``, ``token_fail_with`` (like ``fail_with``, for ``/token`` alone),
+    ``token_error`` (answer every token request with this RFC 6749 error, a 400) and
+    ``token_gate`` (an ``asyncio.Event`` the answer waits for).
     """
 
     def __init__(
@@ -135,6 +131,7 @@ class FakeIssuer:
         algorithms: tuple[str, ...] = ("ES256",),
         jwks_path: str = "/.well-known/jwks.json",
         feed: bool = False,
+        token_endpoint: bool = False,
     ) -> None:
         self.issuer = issuer
         self.jwks_url = issuer + jwks_path
@@ -152,6 +149,14 @@ class FakeIssuer:
         self.feed_fail_with: int | Exception | None = None
         self.feed_events: list[dict[str, Any]] = []
         self.feed_waiting = 0  # long polls held right now
+        self.feed_accepts: Callable[[str], bool] | None = None
+        self.token_url = issuer + "/token"
+        self.token_endpoint_listed = token_endpoint
+        self.token_ttl = 300
+        self.token_fail_with: int | Exception | None = None
+        self.token_error: str | None = None
+        self.token_gate: asyncio.Event | None = None
+        self.token_grants: list[dict[str, Any]] = []
         self._feed_epoch = uuid.uuid4().hex[:8]
         self._last_event_id = 0
         self._feed_changed = asyncio.Event()
@@ -226,6 +231,20 @@ class FakeIssuer:
             "user", sub=sub, not_before=not_before, expires_at=self._expiry(expires_at)
         )
 
+    def revoke_client(
+        self, client_id: str, *, not_before: float | None = None, expires_at: float | None = None
+    ) -> int:
+        """Publish a ``client`` event (a registered client disabled or removed): tokens whose
+        ``client_id`` is ``client_id`` issued before ``not_before`` (default: the next second)
+        are refused: the client's own service tokens and those it got by token exchange."""
+        not_before = int(self.clock()) + 1 if not_before is None else not_before
+        return self._publish(
+            "client",
+            client_id=client_id,
+            not_before=not_before,
+            expires_at=self._expiry(expires_at),
+        )
+
     def revoke_jti(self, jti: str, *, expires_at: float | None = None) -> int:
         """Publish a ``jti`` event (one token)."""
         return self._publish("jti", jti=jti, expires_at=self._expiry(expires_at))
@@ -272,7 +291,12 @@ class FakeIssuer:
         if self.feed_fail_with is not None:
             return httpx.Response(self.feed_fail_with, text="unavailable")
         accepted = {f"Bearer {token}" for token in self.feed_tokens}
-        if accepted and request.headers.get("authorization") not in accepted:
+        authorization = request.headers.get("authorization", "")
+        refused = (accepted and authorization not in accepted) or (
+            self.feed_accepts is not None
+            and not self.feed_accepts(authorization.removeprefix("Bearer "))
+        )
+        if refused:
             challenge = {"www-authenticate": 'Bearer realm="revocations"'}
             return httpx.Response(401, headers=challenge, json={"status": 401})
         try:
@@ -329,6 +353,100 @@ class FakeIssuer:
         headers = {"etag": f'"{cursor}"', "cache-control": "no-store"}
         return httpx.Response(200, json=body, headers=headers)
 
+    # -- the token endpoint -----------------------------------------------------------------
+
+    def decode(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
+        """The claims of a token this issuer signed (its keys, its clock); ``jwt.InvalidTokenError``
+        if it did not sign it, or it expired."""
+        kid = jwt.get_unverified_header(token).get("kid")
+        if kid not in self.keys:
+            raise jwt.InvalidTokenError("unknown kid")
+        alg, key = self.keys[kid]
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key(),
+            algorithms=[alg],
+            issuer=self.issuer,
+            options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+        )
+        if verify_exp and claims["exp"] <= self.clock():
+            raise jwt.ExpiredSignatureError("expired")
+        return claims
+
+    async def _token_response(self, request: httpx.Request) -> httpx.Response:
+        if isinstance(self.token_fail_with, Exception):
+            raise self.token_fail_with
+        if self.token_fail_with is not None:
+            return httpx.Response(self.token_fail_with, text="unavailable")
+        if self.token_gate is not None:
+            await self.token_gate.wait()
+        form = urllib.parse.parse_qs(request.content.decode(), keep_blank_values=True)
+        client_id, method = _token_client(request, form)
+        grant_type = _one(form, "grant_type")
+        scope = _one(form, "scope")
+        audiences = form.get("resource", []) + form.get("audience", [])
+        self.token_grants.append(
+            {
+                "grant_type": grant_type,
+                "client_id": client_id,
+                "auth_method": method,
+                "audience": audiences,
+                "scope": scope,
+                "client_assertion": _one(form, "client_assertion"),
+            }
+        )
+        if self.token_error is not None:
+            return _oauth_error(self.token_error)
+        if client_id is None:
+            return _oauth_error("invalid_client", status=401)
+        if not audiences:
+            return _oauth_error("invalid_target")
+        if grant_type == "client_credentials":
+            return self._service_token(client_id, audiences, scope or "")
+        if grant_type == TOKEN_EXCHANGE:
+            return self._exchanged_token(client_id, _one(form, "subject_token"), audiences, scope)
+        return _oauth_error("unsupported_grant_type")
+
+    def _service_token(self, client_id: str, audiences: list[str], scope: str) -> httpx.Response:
+        token = self.token(
+            sub=client_id,
+            client_id=client_id,
+            sid=None,
+            aud=audiences,
+            scope=scope,
+            ttl=self.token_ttl,
+        )
+        return _token_answer(token, self.token_ttl, scope)
+
+    def _exchanged_token(
+        self, client_id: str, subject_token: str | None, audiences: list[str], scope: str | None
+    ) -> httpx.Response:
+        try:
+            subject = self.decode(subject_token or "")
+        except (jwt.InvalidTokenError, KeyError):
+            return _oauth_error("invalid_grant")
+        if not isinstance(subject.get("sid"), str):
+            return _oauth_error("invalid_grant")  # a service's own token is no user's
+        held = set(str(subject.get("scope", "")).split())
+        asked = held if scope is None else set(scope.split())
+        if not asked <= held:
+            return _oauth_error("invalid_scope")
+        act: dict[str, Any] = {"sub": client_id}
+        if isinstance(subject.get("act"), dict):
+            act["act"] = subject["act"]
+        ttl = min(self.token_ttl, int(subject["exp"]) - int(self.clock()))
+        granted = " ".join(sorted(asked))
+        token = self.token(
+            sub=subject["sub"],
+            sid=subject["sid"],
+            client_id=client_id,
+            aud=audiences,
+            scope=granted,
+            act=act,
+            ttl=ttl,
+        )
+        return _token_answer(token, ttl, granted, exchanged=True)
+
     # -- HTTP -------------------------------------------------------------------------------
 
     def transport(self) -> httpx.MockTransport:
@@ -357,12 +475,18 @@ class FakeIssuer:
             return await self._jwks_response(request)
         if str(request.url.copy_with(query=None)) == self.feed_url:
             return await self._feed_response(request)
+        if self.token_endpoint_listed and str(request.url) == self.token_url:
+            if request.method != "POST":
+                return httpx.Response(405)
+            return await self._token_response(request)
         return httpx.Response(404)
 
     def _discovery(self) -> dict[str, Any]:
         document = {"issuer": self.issuer, "jwks_uri": self.jwks_url}
         if self.feed_listed:
             document["gatepass_revocation_feed_endpoint"] = self.feed_url
+        if self.token_endpoint_listed:
+            document["token_endpoint"] = self.token_url
         return document
 
     async def _jwks_response(self, request: httpx.Request) -> httpx.Response:
@@ -376,6 +500,43 @@ class FakeIssuer:
         if request.headers.get("if-none-match") == etag:
             return httpx.Response(304, headers=headers)
         return httpx.Response(200, content=body, headers=headers)
+
+
+def _one(form: Mapping[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
+def _token_client(request: httpx.Request, form: Mapping[str, list[str]]) -> tuple[str | None, str]:
+    """Who a token request says it comes from (not checked: the fake authenticates nobody)."""
+    assertion = _one(form, "client_assertion")
+    if assertion is not None:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+        return claims.get("sub"), "private_key_jwt"
+    authorization = request.headers.get("authorization", "")
+    if authorization.startswith("Basic "):
+        pair = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+        return urllib.parse.unquote_plus(pair.partition(":")[0]), "client_secret_basic"
+    return _one(form, "client_id"), "none"
+
+
+def _oauth_error(error: str, *, status: int = 400) -> httpx.Response:
+    headers = {"cache-control": "no-store"}
+    if status == 401:
+        headers["www-authenticate"] = 'Basic realm="token"'
+    return httpx.Response(status, json={"error": error}, headers=headers)
+
+
+def _token_answer(token: str, ttl: int, scope: str, *, exchanged: bool = False) -> httpx.Response:
+    body: dict[str, Any] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": scope,
+    }
+    if exchanged:
+        body["issued_token_type"] = ACCESS_TOKEN_TYPE
+    return httpx.Response(200, json=body, headers={"cache-control": "no-store"})
 
 
 class HangingEngine:

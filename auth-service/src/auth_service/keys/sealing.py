@@ -7,13 +7,10 @@ AES-256-GCM with the key-encryption key (:mod:`auth_service.keys.kek`).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -21,74 +18,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from auth_service.config import ConfigError
+from gatepass.core.jwk import (
+    THUMBPRINT_MEMBERS,
+    PrivateKey,
+    PublicKey,
+    b64url,
+    generate_private_key,
+    jwk_thumbprint,
+    public_jwk,
+)
 
-PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-PublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+__all__ = ["THUMBPRINT_MEMBERS", "PrivateKey", "PublicKey", "b64url", "jwk_thumbprint"]
 
 NONCE_BYTES: Final = 12
-# RSA 2048 rather than 3072: a key signs for one rotation interval (30 days by default) and is
-# published a few minutes longer, so breaking it is only worth anything during that window, for
-# which 2048 bits is ample (NIST SP 800-57 accepts it to 2030). 3072 would make every token
-# issuance several times slower and every token 128 bytes longer, for no gain in this window.
-RSA_KEY_BITS: Final = 2048
-
-# The public members of each key type, exactly as RFC 7638 lists them for the thumbprint.
-THUMBPRINT_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "EC": ("crv", "kty", "x", "y"),
-    "RSA": ("e", "kty", "n"),
-    "OKP": ("crv", "kty", "x"),
-}
-
-
-def b64url(data: bytes) -> str:
-    """Unpadded base64url (RFC 7515 §2), as every JWK member and the kid are written."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _uint_bytes(value: int) -> bytes:
-    """Big-endian without leading zeros (RFC 7518 §6.3.1: RSA members are not zero-padded)."""
-    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
-
-
-def public_jwk(public_key: PublicKey) -> dict[str, str]:
-    """The public members of ``public_key`` as a JWK (no kid, alg or use)."""
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if not isinstance(public_key.curve, ec.SECP256R1):
-            raise ValueError(f"unsupported curve {public_key.curve.name}")
-        numbers = public_key.public_numbers()
-        # RFC 7518 §6.2.1.2: coordinates are the full size of the curve (32 bytes for P-256).
-        return {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": b64url(numbers.x.to_bytes(32, "big")),
-            "y": b64url(numbers.y.to_bytes(32, "big")),
-        }
-    if isinstance(public_key, rsa.RSAPublicKey):
-        rsa_numbers = public_key.public_numbers()
-        return {
-            "kty": "RSA",
-            "n": b64url(_uint_bytes(rsa_numbers.n)),
-            "e": b64url(_uint_bytes(rsa_numbers.e)),
-        }
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint: SHA-256 of the required members in lexicographic order, no spaces."""
-    members = THUMBPRINT_MEMBERS[str(jwk["kty"])]
-    canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"))
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
-def _generate_private_key(alg: str) -> PrivateKey:
-    if alg == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if alg == "RS256":
-        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
-    if alg == "EdDSA":
-        return ed25519.Ed25519PrivateKey.generate()
-    raise ValueError(f"unsupported signing algorithm {alg!r}")
 
 
 def _fits_alg(key: object, alg: str) -> bool:
@@ -145,7 +87,7 @@ class NewKey:
 
 def new_key(kek: bytes, alg: str) -> NewKey:
     """Generate, name (RFC 7638 thumbprint) and seal a key. CPU-bound: run it in a thread."""
-    private_key = _generate_private_key(alg)
+    private_key = generate_private_key(alg)
     jwk = public_jwk(private_key.public_key())
     kid = jwk_thumbprint(jwk)
     published = {**jwk, "kid": kid, "alg": alg, "use": "sig"}

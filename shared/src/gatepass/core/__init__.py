@@ -11,6 +11,8 @@ framework can use it with ``cryptography``, ``httpx`` and ``orjson`` alone.
 - :mod:`gatepass.core.tokencache`: already-verified tokens, so a hot token skips the signature math;
 - :mod:`gatepass.core.revocations`: the deny-set every accepted token is checked against;
 - :mod:`gatepass.core.feed`: the follower that keeps it current from the issuer's revocation feed;
+- :mod:`gatepass.core.oauth`: the service's own tokens, from the issuer's token endpoint (client
+  credentials, token exchange), cached and renewed ahead;
 - :mod:`gatepass.core.bearer`: how a token travels (RFC 6750 header or cookie), read from ASGI;
 - :mod:`gatepass.core.errors`: the error tree, each error with its RFC 6750 code and HTTP status.
 """
@@ -19,6 +21,7 @@ from gatepass.core.bearer import BearerHeader, BearerHeaderOrCookie, PresentedTo
 from gatepass.core.errors import (
     AccessDeniedError,
     BadSignatureError,
+    CallerNotAllowedError,
     ClaimError,
     CsrfError,
     DisallowedAlgorithmError,
@@ -35,7 +38,10 @@ from gatepass.core.errors import (
     RequestError,
     RevocationsUnavailableError,
     RevokedTokenError,
+    TokenEndpointError,
+    TokenEndpointUnavailableError,
     TokenError,
+    TokenRequestError,
     TokenTooLargeError,
     UnknownKidError,
     WrongAudienceError,
@@ -45,6 +51,14 @@ from gatepass.core.errors import (
 from gatepass.core.feed import FeedConfig, RevocationFeed
 from gatepass.core.jwks import ParsedJwks, VerificationKey, parse_jwks
 from gatepass.core.keyset import KeySetConfig, KeySource, RemoteKeySet, StaticKeySet
+from gatepass.core.oauth import (
+    ClientIdentity,
+    Exchanger,
+    IssuedToken,
+    ServiceTokens,
+    TokenAuth,
+    TokenEndpoint,
+)
 from gatepass.core.principal import AccessPrincipal
 from gatepass.core.revocations import DenySet, Revocation, RevocationCheck
 from gatepass.core.stats import AuthStats, FeedState, KeySetState
@@ -58,17 +72,21 @@ __all__ = [
     "BadSignatureError",
     "BearerHeader",
     "BearerHeaderOrCookie",
+    "CallerNotAllowedError",
     "Check",
     "ClaimError",
+    "ClientIdentity",
     "CsrfError",
     "DenySet",
     "DisallowedAlgorithmError",
+    "Exchanger",
     "ExpiredTokenError",
     "FeedConfig",
     "FeedState",
     "ForbiddenHeaderError",
     "GatepassError",
     "InsufficientScopeError",
+    "IssuedToken",
     "KeyAlgorithmMismatchError",
     "KeySetConfig",
     "KeySetState",
@@ -87,9 +105,15 @@ __all__ = [
     "RevocationFeed",
     "RevocationsUnavailableError",
     "RevokedTokenError",
+    "ServiceTokens",
     "StaticKeySet",
+    "TokenAuth",
     "TokenCache",
+    "TokenEndpoint",
+    "TokenEndpointError",
+    "TokenEndpointUnavailableError",
     "TokenError",
+    "TokenRequestError",
     "TokenSource",
     "TokenTooLargeError",
     "UnknownKidError",

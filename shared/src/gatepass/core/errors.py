@@ -28,17 +28,26 @@ never 401, so an outage never looks like a logout.
     ├── RequestError                      error="invalid_request"     → 400
     ├── AccessDeniedError                 error="access_denied"       → 403
     │   ├── InsufficientScopeError          error="insufficient_scope"
+    │   ├── CallerNotAllowedError           error="insufficient_scope", reason="caller_not_allowed"
     │   └── CsrfError                       reason="csrf"
-    └── KeysUnavailableError              error="temporarily_unavailable" → 503
-        ├── NoUsableKeysError               reason="no_usable_keys"
-        └── RevocationsUnavailableError     reason="revocations_stale"
+    ├── KeysUnavailableError              error="temporarily_unavailable" → 503
+    │   ├── NoUsableKeysError               reason="no_usable_keys"
+    │   └── RevocationsUnavailableError     reason="revocations_stale"
+    └── TokenEndpointError                (ours, as a client: getting a token from the issuer)
+        ├── TokenRequestError               error=the answer's RFC 6749 code, e.g. "invalid_scope"
+        └── TokenEndpointUnavailableError   error="temporarily_unavailable", .outcome
 
-The HTTP mapping itself lives in one place, :mod:`gatepass.challenges` (the FastAPI layer).
+The HTTP mapping itself lives in one place, :mod:`gatepass.challenges` (the FastAPI layer). The
+token endpoint errors have none: a service that fails to get a token answers for its own reasons
+(:class:`gatepass.calls.PeerUnavailableError`, a 503).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
+
+CallerKind = Literal["user", "service"]
 
 
 class GatepassError(Exception):
@@ -165,6 +174,19 @@ class InsufficientScopeError(AccessDeniedError):
         super().__init__(description)
 
 
+class CallerNotAllowedError(AccessDeniedError):
+    """The token is good but of the other kind: a service's token on a route for users, or a
+    user's (exchanged or not) on a route for services. RFC 6750 has no code of its own for
+    it: the challenge says ``insufficient_scope``, the problem's ``code`` ``caller_not_allowed``."""
+
+    error = "insufficient_scope"
+    reason = "caller_not_allowed"
+
+    def __init__(self, allowed: CallerKind) -> None:
+        self.allowed: CallerKind = allowed
+        super().__init__(f"This resource is for {allowed}s only.")
+
+
 class CsrfError(AccessDeniedError):
     reason = "csrf"
     description = "A cookie-authenticated unsafe request needs a matching CSRF token."
@@ -193,3 +215,41 @@ class RevocationsUnavailableError(KeysUnavailableError):
 
     reason = "revocations_stale"
     description = "Revocations are not known to be current: the revocation feed is not answering."
+
+
+class TokenEndpointError(GatepassError):
+    """This service could not get a token of its own from the issuer's token endpoint."""
+
+    error = "temporarily_unavailable"
+    reason = "token_endpoint"
+    description = "No token could be obtained from the token endpoint."
+
+
+class TokenRequestError(TokenEndpointError):
+    """The token endpoint answered with an RFC 6749 error (section 5.2): ``error`` is its code
+    (``invalid_scope``, ``invalid_target``, ``invalid_client``...), ``status`` the HTTP status.
+
+    The server's ``error_description`` is kept apart (``error_description``), cleaned and cut,
+    never in the message: what the server says is not ours to repeat in a log line.
+    """
+
+    reason = "token_request_refused"
+
+    def __init__(self, error: str, *, status: int, error_description: str | None = None) -> None:
+        self.error = error
+        self.status = status
+        self.error_description = error_description
+        super().__init__(f"The token endpoint refused the request: {error} (status {status}).")
+
+
+class TokenEndpointUnavailableError(TokenEndpointError):
+    """The token endpoint could not be reached, or answered off the contract (network error,
+    timeout, 5xx after the bounded retries, an answer that is no token); ``outcome`` says which:
+    ``network_error``, ``timeout``, ``http_error``, ``invalid_answer``, ``discovery_error``,
+    ``too_large``."""
+
+    reason = "token_endpoint_unavailable"
+
+    def __init__(self, outcome: str, description: str | None = None) -> None:
+        self.outcome = outcome
+        super().__init__(description or f"The token endpoint is unavailable ({outcome}).")

@@ -25,11 +25,17 @@ How it behaves:
 - a ``key`` event also makes the key set refuse that ``kid`` until the event expires, even while
   the JWKS still lists it (which empties the verified-token cache of its tokens); ``session``
   and ``user`` events drop their tokens from that cache (an index lookup; the deny-set check
-  alone already refuses them);
-- failures (network, timeout, 4xx, 5xx, an answer that is not the contract's) back off
-  exponentially with jitter, from one second to thirty, and never drop an entry: an edge that
-  lost the feed keeps serving with what it has, unless ``max_lag`` says otherwise: after that
-  many seconds without a successful answer every token gets a 503 (never a 401) until it answers.
+  alone already refuses them); a ``client`` event (a registered client disabled or removed)
+  leaves the cache as it is: the cache has no index by client, and the deny-set check refuses
+  its tokens, cached or not;
+- it authenticates with the ``token`` given (the ``feed_token`` setting) or, without one, with
+  a service token of the edge's own (:class:`~gatepass.core.oauth.ServiceTokens`, audience
+  ``auth``, scope ``revocations:read``), fetched and renewed as it ages;
+- failures (network, timeout, 4xx, 5xx, an answer that is not the contract's, no service token)
+  back off exponentially with jitter, from one second to thirty, and never drop an entry: an
+  edge that lost the feed keeps serving with what it has, unless ``max_lag`` says otherwise:
+  after that many seconds without a successful answer every token gets a 503 (never a 401)
+  until it answers.
 """
 
 from __future__ import annotations
@@ -47,9 +53,20 @@ from typing import Any
 import orjson
 
 from gatepass.core.clock import Clock, Sleep, system_clock
+from gatepass.core.errors import TokenEndpointError
 from gatepass.core.fetch import OK, FetchFailed, get_limited
 from gatepass.core.keyset import RemoteKeySet
-from gatepass.core.revocations import JTI, KEY, SESSION, USER, DenySet, Revocation
+from gatepass.core.oauth import ServiceTokens
+from gatepass.core.revocations import (
+    CLIENT,
+    CUT_OFF_KINDS,
+    JTI,
+    KEY,
+    SESSION,
+    USER,
+    DenySet,
+    Revocation,
+)
 from gatepass.core.stats import (
     FEED_CATCHING_UP,
     FEED_CAUGHT_UP,
@@ -62,7 +79,7 @@ from gatepass.core.tokencache import TokenCache
 
 log = logging.getLogger("gatepass.core.revocations")
 
-_VALUE_FIELDS = {SESSION: "sid", USER: "sub", JTI: "jti", KEY: "kid"}
+_VALUE_FIELDS = {SESSION: "sid", USER: "sub", CLIENT: "client_id", JTI: "jti", KEY: "kid"}
 _MAX_VALUE_CHARS = 1024
 _MAX_CURSOR_CHARS = 256
 _MAX_SAFE_INT = 2**53
@@ -121,8 +138,10 @@ class RevocationFeed:
     """Follows the issuer's revocation feed into ``denyset``.
 
     Shares the key set's discovery and HTTP client, so :meth:`start` it after the key set, and
-    :meth:`aclose` it before. ``token`` is the feed's bearer credential (``None``: anonymous,
-    which only a development auth service accepts).
+    :meth:`aclose` it before. ``token`` is the feed's bearer credential; without one,
+    ``tokens`` gives it: a service token of the edge's own (audience ``auth``, scope
+    ``revocations:read``), renewed as it ages; with neither the feed is read anonymously, which
+    only a development auth service accepts.
     """
 
     def __init__(
@@ -131,6 +150,7 @@ class RevocationFeed:
         denyset: DenySet,
         *,
         token: str | None = None,
+        tokens: ServiceTokens | None = None,
         endpoint: str | None = None,
         config: FeedConfig | None = None,
         cache: TokenCache | None = None,
@@ -142,6 +162,7 @@ class RevocationFeed:
         self.denyset = denyset
         self._keyset = keyset
         self._token = token
+        self._tokens = tokens
         self._cache = cache
         self._clock, self._sleep, self._random = clock, sleep, random
         self._status = FEED_DISCOVERING if self.config.enabled else FEED_DISABLED
@@ -164,6 +185,19 @@ class RevocationFeed:
         self._task: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------
+
+    def use_tokens(self, tokens: ServiceTokens) -> None:
+        """Read the feed with ``tokens`` (a service token of the edge's own) unless a fixed
+        ``token`` was given. Before :meth:`start`: the edge's lifespan calls it once its
+        identity is known."""
+        self._tokens = tokens
+
+    @property
+    def authenticates_with(self) -> str:
+        """How the feed is read: ``token`` (given), ``service_token`` or ``anonymous``."""
+        if self._token is not None:
+            return "token"
+        return "service_token" if self._tokens is not None else "anonymous"
 
     async def start(self) -> None:
         """Catch up once (bounded by ``start_timeout``), then follow in the background.
@@ -263,8 +297,9 @@ class RevocationFeed:
         if self._cursor is not None:
             params["cursor"] = self._cursor
         headers = {"accept": "application/json"}
-        if self._token is not None:
-            headers["authorization"] = f"Bearer {self._token}"
+        token = self._token or await self._service_token()
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
         limit = wait + self.config.fetch_timeout
         try:
             async with asyncio.timeout(limit):
@@ -281,11 +316,21 @@ class RevocationFeed:
         self._check_status(response.status_code)
         return parse_answer(body)
 
+    async def _service_token(self) -> str | None:
+        """The edge's own token for the feed, if it reads the feed with one (cached: a request
+        to the token endpoint only when it is due for renewal)."""
+        if self._tokens is None:
+            return None
+        try:
+            return await self._tokens.get()
+        except TokenEndpointError as exc:
+            raise FetchFailed("token_unavailable", exc.reason) from None
+
     def _check_status(self, status: int) -> None:
         if status == 200:
             return
         if status in (401, 403):
-            raise FetchFailed("unauthorized", f"status {status}: check the feed token")
+            raise FetchFailed("unauthorized", f"status {status}: check the feed's credentials")
         if status == 400:  # our cursor is refused: start again from a snapshot
             self._cursor, self._staging = None, None
             raise FetchFailed("bad_request", "status 400")
@@ -433,7 +478,8 @@ def _event(event: object, position: int) -> Revocation | None:
     if not isinstance(value, str) or not 0 < len(value) <= _MAX_VALUE_CHARS:
         raise _invalid(f"event {position} ({kind}): {field!r} is not a usable string")
     expires_at = _time(event.get("expires_at"), position, "expires_at")
-    not_before = _time(event.get("not_before"), position, "not_before") if kind == USER else 0.0
+    cut_off = kind in CUT_OFF_KINDS
+    not_before = _time(event.get("not_before"), position, "not_before") if cut_off else 0.0
     return Revocation(kind, value, expires_at, not_before)
 
 

@@ -2,6 +2,8 @@
 
 Discovery is read once and kept (:class:`Discovery`): the JWKS fetch needs its ``jwks_uri``, the
 revocation feed follower its ``gatepass_revocation_feed_endpoint``, and one read serves both.
+:func:`read_discovery` is the one reader: a service's token client (:mod:`gatepass.core.oauth`)
+uses it too, for the ``token_endpoint``.
 
 A fetch never raises for the issuer's failures: every outcome, good or bad, comes back as a
 :class:`FetchResult` with a short ``outcome`` label that the key set counts. Deciding what to do
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +28,7 @@ from gatepass.core.jwks import JwksError, ParsedJwks, parse_jwks
 log = logging.getLogger("gatepass.core.jwks")
 
 FEED_ENDPOINT = "gatepass_revocation_feed_endpoint"
+TOKEN_ENDPOINT = "token_endpoint"  # noqa: S105 - a discovery member
 OK = "ok"
 NOT_MODIFIED = "not_modified"
 _MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
@@ -51,6 +55,7 @@ class Discovery:
 
     jwks_uri: str
     feed_uri: str | None  # gatepass_revocation_feed_endpoint, if the issuer lists one
+    token_endpoint: str | None = None  # if the issuer lists one
 
 
 class FetchFailed(Exception):
@@ -153,14 +158,9 @@ class JwksFetcher:
             assert self.jwks_uri is not None
             self.discovery = Discovery(self.jwks_uri, None)
             return self.discovery
-        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        try:
-            response, body = await self._get(url, {"accept": "application/json"})
-        except FetchFailed as exc:
-            raise FetchFailed("discovery_error", str(exc)) from exc
-        if response.status_code != 200:
-            raise FetchFailed("discovery_error", f"status {response.status_code}")
-        self.discovery = _discovery(body, self.issuer)
+        if self.client is None:
+            raise RuntimeError("the JWKS fetcher has no HTTP client: start the key set first")
+        self.discovery = await read_discovery(self.client, self.issuer, self.max_bytes)
         if self._discovered:
             self.jwks_uri = self.discovery.jwks_uri
         return self.discovery
@@ -169,6 +169,19 @@ class JwksFetcher:
         if self.client is None:
             raise RuntimeError("the JWKS fetcher has no HTTP client: start the key set first")
         return await get_limited(self.client, url, headers, self.max_bytes)
+
+
+async def read_discovery(client: httpx.AsyncClient, issuer: str, max_bytes: int) -> Discovery:
+    """The issuer's discovery document (``{issuer}/.well-known/openid-configuration``), checked:
+    it must name ``issuer`` itself. :class:`FetchFailed` (``discovery_error``) otherwise."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        response, body = await get_limited(client, url, {"accept": "application/json"}, max_bytes)
+    except FetchFailed as exc:
+        raise FetchFailed("discovery_error", str(exc)) from exc
+    if response.status_code != 200:
+        raise FetchFailed("discovery_error", f"status {response.status_code}")
+    return _discovery(body, issuer)
 
 
 async def get_limited(
@@ -183,12 +196,29 @@ async def get_limited(
     """GET ``url``: the response and its body, or :class:`FetchFailed` for a network failure or
     a body over ``max_bytes`` (counted after decompression: no gzip bombs). ``client_timeout``:
     the client's timeouts for this request (a long poll needs more than the default)."""
+    return await request_limited(
+        client, "GET", url, headers, max_bytes, params=params, client_timeout=client_timeout
+    )
+
+
+async def request_limited(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    max_bytes: int,
+    *,
+    params: dict[str, str] | None = None,
+    data: Mapping[str, str | Sequence[str]] | None = None,
+    client_timeout: float | None = None,
+) -> tuple[httpx.Response, bytes]:
+    """:func:`get_limited` for any method; ``data``: a form body (a sequence: the name repeats)."""
     per_request = (
         httpx.USE_CLIENT_DEFAULT if client_timeout is None else httpx.Timeout(client_timeout)
     )
     try:
         async with client.stream(
-            "GET", url, params=params, headers=headers, timeout=per_request
+            method, url, params=params, data=data, headers=headers, timeout=per_request
         ) as response:
             return response, await _read_limited(response, max_bytes)
     except httpx.TimeoutException as exc:
@@ -237,10 +267,13 @@ def _discovery(body: bytes, issuer: str) -> Discovery:
         _check_url(uri, https_only=https_only)
     except ValueError as exc:
         raise FetchFailed("discovery_error", str(exc)) from exc
-    return Discovery(uri, _feed_uri(document.get(FEED_ENDPOINT), https_only))
+    feed = _optional_uri(document.get(FEED_ENDPOINT), https_only, "revocation feed endpoint")
+    token = _optional_uri(document.get(TOKEN_ENDPOINT), https_only, "token endpoint")
+    return Discovery(uri, feed, token)
 
 
-def _feed_uri(value: object, https_only: bool) -> str | None:
+def _optional_uri(value: object, https_only: bool, what: str) -> str | None:
+    """A listed endpoint the edge can do without: a URL, else ``None`` (and a warning)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -250,7 +283,7 @@ def _feed_uri(value: object, https_only: bool) -> str | None:
             pass
         else:
             return value
-    log.warning("ignoring a revocation feed endpoint that is not a usable URL")
+    log.warning("ignoring a %s that is not a usable URL", what)
     return None
 
 

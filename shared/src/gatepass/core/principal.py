@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 
@@ -28,3 +29,22 @@ class AccessPrincipal:
     def has_scopes(self, *required: str) -> bool:
         """True when every scope in ``required`` was granted."""
         return self.scopes.issuperset(required)
+
+    @property
+    def is_service(self) -> bool:
+        """A service calling with a token of its own (client credentials): no session, no
+        ``act``, and ``sub`` is its ``client_id``. A user's token, exchanged or not, is not:
+        it has a session. (Client ids never start with ``usr_``, so no user id equals one.)"""
+        return (
+            self.sid is None
+            and "act" not in self.claims
+            and self.client_id is not None
+            and self.sub == self.client_id
+        )
+
+    @property
+    def act(self) -> Mapping[str, Any] | None:
+        """Who acts for ``sub`` (RFC 8693 ``act``: ``{"sub": <service>}``, an earlier actor
+        nested inside), on a token a service got by exchanging the user's; else ``None``."""
+        act = self.claims.get("act")
+        return MappingProxyType(act) if isinstance(act, dict) else None

@@ -1,16 +1,19 @@
 """The deny-set: what the revocation feed revoked, checked on every accepted token.
 
-Four tables, one per kind of event on the feed (the wire contract is the auth service's
+Five tables, one per kind of event on the feed (the wire contract is the auth service's
 ``/revocations``, followed by :mod:`gatepass.core.feed`):
 
 - ``session``: tokens whose ``sid`` is the revoked session (logout, device sign-out);
 - ``user``: tokens of ``sub`` issued before ``not_before`` (disable, role or password change,
   logout everywhere); a later event for the same ``sub`` keeps the latest ``not_before``;
+- ``client``: tokens whose ``client_id`` claim is the client's, issued before ``not_before`` (a
+  registered client disabled or removed: its own service tokens and those it got by token
+  exchange for users); the latest ``not_before`` is kept, as for ``user``;
 - ``jti``: one token (RFC 7009 revocation, refresh-token reuse);
 - ``key``: every token signed with ``kid`` (the key set also drops the key).
 
 Each entry lives until its ``expires_at``, when no token it can refuse is alive any more. A check
-is at most four dict lookups, whatever the number of entries: it runs on every request, verified
+is at most five dict lookups, whatever the number of entries: it runs on every request, verified
 -token cache hits included. Expired entries leave through a heap ordered by expiry, so pruning
 costs only the entries that leave, and 100,000 revocations spread over hours keep only the live
 ones in memory.
@@ -29,16 +32,21 @@ from gatepass.core.principal import AccessPrincipal
 
 SESSION = "session"
 USER = "user"
+CLIENT = "client"
 JTI = "jti"
 KEY = "key"
-KINDS = (SESSION, USER, JTI, KEY)
+KINDS = (SESSION, USER, CLIENT, JTI, KEY)
+CUT_OFF_KINDS = frozenset({USER, CLIENT})
+"""The kinds that refuse tokens issued before a time (``not_before``), not one value outright."""
 
 
 @dataclass(frozen=True, slots=True)
 class Revocation:
-    """One event of the feed: ``value`` is the ``sid``, ``sub``, ``jti`` or ``kid`` it names.
+    """One event of the feed: ``value`` is the ``sid``, ``sub``, ``client_id``, ``jti`` or ``kid``
+    it names.
 
-    Times are epoch seconds; ``not_before`` only means something for a ``user`` event.
+    Times are epoch seconds; ``not_before`` only means something for a ``user`` or ``client``
+    event.
     """
 
     kind: str
@@ -63,6 +71,7 @@ class DenySet:
     def __init__(self) -> None:
         self._sessions: dict[str, float] = {}
         self._users: dict[str, tuple[float, float]] = {}  # sub -> (not_before, expires_at)
+        self._clients: dict[str, tuple[float, float]] = {}  # client_id -> (not_before, expires_at)
         self._jtis: dict[str, float] = {}
         self._kids: dict[str, float] = {}
         self._expiry: list[tuple[float, str, str]] = []  # a heap of (expires_at, kind, value)
@@ -83,6 +92,11 @@ class DenySet:
         user = self._users.get(principal.sub)
         if user is not None and principal.iat < user[0] and now < user[1]:
             raise RevokedTokenError
+        client_id = principal.client_id
+        if client_id is not None:
+            client = self._clients.get(client_id)
+            if client is not None and principal.iat < client[0] and now < client[1]:
+                raise RevokedTokenError
         jti = principal.jti
         if jti is not None:
             until = self._jtis.get(jti)
@@ -99,14 +113,15 @@ class DenySet:
         expires_at = event.expires_at
         if expires_at <= now:
             return False
-        if event.kind == USER:
-            old = self._users.get(event.value)
+        if event.kind in CUT_OFF_KINDS:
+            cut_offs = self._cut_off_table(event.kind)
+            old = cut_offs.get(event.value)
             not_before = event.not_before
             if old is not None:
                 if old[0] >= not_before and old[1] >= expires_at:
                     return False
                 not_before, expires_at = max(old[0], not_before), max(old[1], expires_at)
-            self._users[event.value] = (not_before, expires_at)
+            cut_offs[event.value] = (not_before, expires_at)
         else:
             table = self._scalar_table(event.kind)
             old_expiry = table.get(event.value)
@@ -130,11 +145,12 @@ class DenySet:
 
     def _drop_expired(self, kind: str, value: str, now: float) -> int:
         """Drop one entry if it did expire: a later event may have extended it since."""
-        if kind == USER:
-            user = self._users.get(value)
-            if user is None or user[1] > now:
+        if kind in CUT_OFF_KINDS:
+            cut_offs = self._cut_off_table(kind)
+            entry = cut_offs.get(value)
+            if entry is None or entry[1] > now:
                 return 0
-            del self._users[value]
+            del cut_offs[value]
             return 1
         table = self._scalar_table(kind)
         expires_at = table.get(value)
@@ -146,6 +162,7 @@ class DenySet:
     def replace_with(self, other: DenySet) -> None:
         """Take ``other``'s entries as ours (a snapshot of the feed replaces the set)."""
         self._sessions, self._users = other._sessions, other._users
+        self._clients = other._clients
         self._jtis, self._kids = other._jtis, other._kids
         self._expiry = other._expiry
 
@@ -156,15 +173,26 @@ class DenySet:
         return {
             SESSION: len(self._sessions),
             USER: len(self._users),
+            CLIENT: len(self._clients),
             JTI: len(self._jtis),
             KEY: len(self._kids),
         }
 
     def __len__(self) -> int:
-        return len(self._sessions) + len(self._users) + len(self._jtis) + len(self._kids)
+        return (
+            len(self._sessions)
+            + len(self._users)
+            + len(self._clients)
+            + len(self._jtis)
+            + len(self._kids)
+        )
+
+    def _cut_off_table(self, kind: str) -> dict[str, tuple[float, float]]:
+        """The table of a kind whose entries are a ``not_before`` and an expiry."""
+        return self._users if kind == USER else self._clients
 
     def _scalar_table(self, kind: str) -> dict[str, float]:
-        """The table of a kind whose entries are only an expiry (every kind but ``user``)."""
+        """The table of a kind whose entries are only an expiry (``session``, ``jti``, ``key``)."""
         if kind == SESSION:
             return self._sessions
         if kind == JTI:

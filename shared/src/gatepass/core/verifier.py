@@ -194,7 +194,7 @@ class Verifier:
 
         The one claims validator. The claims are checked in a fixed order (``iss``, ``aud``,
         ``exp``, ``iat``, ``nbf`` if present, ``sub``, ``scope``, ``sid``, ``jti``,
-        ``client_id``), so a refusal names the first one that is wrong.
+        ``client_id``, ``act`` if present), so a refusal names the first one that is wrong.
         """
         get: Callable[..., Any] = claims.get  # Any, not "Any | None": each value is checked
         iss = get("iss")
@@ -209,6 +209,8 @@ class Verifier:
         sub, scope = get("sub"), get("scope", "")
         sid, jti, client_id = get("sid"), get("jti"), get("client_id")
         _check_strings(sub, scope, sid, jti, client_id)
+        if "act" in claims:
+            _check_actor(claims["act"])
         principal = AccessPrincipal(
             sub,
             frozenset(scope.split()),
@@ -310,6 +312,13 @@ def _check_strings(sub: object, scope: object, sid: object, jti: object, client_
     for name, value in (("sid", sid), ("jti", jti), ("client_id", client_id)):
         if value is not None and type(value) is not str:
             _refuse(value, name, "a string")
+
+
+def _check_actor(act: object) -> None:
+    """``act`` (RFC 8693 section 4.1): an object naming its actor's ``sub``; nested actors are
+    the issuer's record and are not looked into."""
+    if type(act) is not dict or type(act.get("sub")) is not str or not act["sub"]:
+        raise ClaimError("The access token's 'act' claim is not an object with a 'sub'.")
 
 
 def _refuse(value: object, name: str, kind: str) -> NoReturn:
