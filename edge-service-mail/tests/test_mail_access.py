@@ -8,6 +8,7 @@ from edge_service_mail.config import MailSettings
 from gatepass.edgetest import EdgeAccessTests, EdgeKit, Route
 
 DRAFT = {"to": "usr_bob", "subject": "s", "body": "b"}
+NOTICE = {"to": "usr_bob", "subject": "s", "body": "b"}
 
 
 class TestMailAccess(EdgeAccessTests):
@@ -15,7 +16,7 @@ class TestMailAccess(EdgeAccessTests):
         create_app,
         MailSettings,
         audience="mail",
-        scopes=frozenset({"mail:read", "mail:send"}),
+        scopes=frozenset({"mail:read", "mail:send", "mail:notify"}),
         public=("/about",),
         routes=(
             Route("GET", "/inbox", "mail:read"),
@@ -23,5 +24,8 @@ class TestMailAccess(EdgeAccessTests):
             Route("POST", "/messages", "mail:send", body=DRAFT),
             Route("GET", "/messages/{message_id}", "mail:read"),
             Route("DELETE", "/messages/{message_id}", "mail:read"),
+            # Services only: the shared tests call with users' tokens, refused as such before
+            # their scopes are looked at. Its scope and callers: test_mail_notifications.py.
+            Route("POST", "/notifications", None, body=NOTICE),
         ),
     )

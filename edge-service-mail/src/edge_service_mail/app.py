@@ -7,8 +7,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from edge_service_mail import mailboxes, routes
+from edge_service_mail import mailboxes, routes, videos
 from edge_service_mail.config import MailSettings
+from gatepass.clientkey import ClientRegistration
 from gatepass.edge import edge_app
 from gatepass.service import About, ServiceDatabase
 
@@ -20,12 +21,25 @@ DATABASE = ServiceDatabase(
 
 ABOUT = About(
     service="mail",
-    summary="A user's inbox: send to another user by id, read, and delete messages.",
+    summary=(
+        "A user's inbox: send to another user by id (pointing at a video, perhaps), read, "
+        "and delete messages; services put notifications in it."
+    ),
     scopes={
         routes.READ: "list your inbox and sent messages, read and delete your messages",
         routes.SEND: "send a message",
+        routes.NOTIFY: "put a notification into a user's inbox (services only)",
     },
 )
+
+
+CLIENT = ClientRegistration(
+    client_id="mail",
+    audiences=("auth", "video"),  # the revocation feed; the user's videos, on their behalf
+    scopes=("revocations:read", "video:read"),
+    resource="mail",  # users' tokens for mail are what it exchanges
+)
+"""How the auth service registers mail (``gatepass.clientkey``): what it calls, and for what."""
 
 
 def create_app(
@@ -33,6 +47,13 @@ def create_app(
 ) -> FastAPI:
     """The app. Nothing connects before its lifespan; ``client`` fetches the issuer's keys."""
     settings = settings or MailSettings()
-    app = edge_app(settings, about=ABOUT, database=DATABASE, routers=[routes.router], client=client)
+    app = edge_app(
+        settings,
+        about=ABOUT,
+        database=DATABASE,
+        routers=[routes.router, routes.services],
+        client=client,
+    )
     mailboxes.attach_known(app, mailboxes.KnownMailboxes(settings.mailbox_cache_size))
+    videos.attach(app, videos.Videos(settings.video_url))
     return app

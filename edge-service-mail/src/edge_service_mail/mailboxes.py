@@ -1,8 +1,8 @@
 """Mailboxes: mail is delivered only to a user who has one.
 
 A user's mailbox is made the first time they present a valid token at any mail route
-(:func:`open_mailbox`, a dependency of every route), and sending to an id without one is refused
-(``unknown_recipient``): a message can no longer be left where nobody can ever delete it.
+(:func:`open_mailbox`, a dependency of every user route), and sending to an id without one is
+refused (``unknown_recipient``): a message can no longer be left where nobody can ever delete it.
 
 Cheap: each replica remembers the owners whose mailbox it knows exists (:class:`KnownMailboxes`,
 bounded, least recently seen first out), so only a user's first request, not every request, costs
@@ -84,10 +84,14 @@ async def exists(db: AsyncSession, owner: str) -> bool:
 
 
 async def open_mailbox(request: Request, user: Principal, db: DbSession) -> None:
-    """The dependency of every mail route: the caller's mailbox exists from their first request.
+    """The dependency of every user route: the caller's mailbox exists from their first request.
 
-    Runs after the token was checked at the door, so only a valid token makes a mailbox.
+    Runs after the token was checked at the door, so only a valid token makes a mailbox; and
+    never for a service's own token (a service is nobody's recipient; the user routes refuse
+    those tokens at the door anyway).
     """
+    if user.is_service:
+        return
     known = known_of(request.app)
     if user.sub in known:
         return

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from edge_service_mail.models import Message
-from edge_service_mail.schemas import Draft
+from edge_service_mail.schemas import Draft, Notification
 from gatepass.paging import PageRequest
 
 
@@ -24,7 +24,13 @@ def new_id() -> str:
     return f"msg_{secrets.token_urlsafe(16)}"
 
 
-async def send(db: AsyncSession, sender: str, draft: Draft) -> Message:
+def notifier(client_id: str) -> str:
+    """The sender of a notification from the service ``client_id``: never a user id (the auth
+    service's are ``usr_`` and a URL-safe token, no ``:``)."""
+    return f"service:{client_id}"
+
+
+async def send(db: AsyncSession, sender: str, draft: Draft | Notification) -> Message:
     message = Message(
         id=new_id(),
         sender=sender,
@@ -32,10 +38,18 @@ async def send(db: AsyncSession, sender: str, draft: Draft) -> Message:
         subject=draft.subject,
         body=draft.body,
         created_at=datetime.now(UTC),
+        video_id=draft.video_id if isinstance(draft, Draft) else None,
     )
     db.add(message)
     await db.commit()
     return message
+
+
+async def release(db: AsyncSession) -> None:
+    """End the session's transaction, which has only read, so that its connection goes back to
+    the pool before a call to another service: a call may take seconds, and SQLite has one
+    connection for every request."""
+    await db.commit()
 
 
 async def received(db: AsyncSession, user: str, page: PageRequest) -> Sequence[Message]:

@@ -31,7 +31,9 @@ class Message(Base):
     """One message, seen by two parties. Each deletes it for themselves only.
 
     ``sender_deleted_at`` / ``recipient_deleted_at`` hide it from one party; once both are set
-    nobody can see it, and the row is deleted.
+    nobody can see it, and the row is deleted. ``sender`` is a user id, or ``service:<client id>``
+    for a notification a service put in the recipient's inbox. ``video_id``: a video of the video
+    service the message points at (it existed when the message was sent).
     """
 
     __tablename__ = "messages"
@@ -48,3 +50,4 @@ class Message(Base):
     created_at: Mapped[datetime]
     sender_deleted_at: Mapped[datetime | None]
     recipient_deleted_at: Mapped[datetime | None]
+    video_id: Mapped[str | None] = mapped_column(String(40))

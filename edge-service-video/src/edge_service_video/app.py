@@ -7,10 +7,11 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from edge_service_video import routes
+from edge_service_video import notices, routes
 from edge_service_video.config import VideoSettings
+from gatepass.clientkey import ClientRegistration
 from gatepass.edge import edge_app
-from gatepass.service import About, ServiceDatabase
+from gatepass.service import About, ServiceDatabase, service_of
 
 DATABASE = ServiceDatabase(
     "video",
@@ -29,14 +30,20 @@ ABOUT = About(
 )
 
 
+CLIENT = ClientRegistration(
+    client_id="video",
+    audiences=("auth", "mail"),  # the revocation feed; notifications into users' inboxes
+    scopes=("mail:notify", "revocations:read"),
+    resource="video",
+)
+"""How the auth service registers video (``gatepass.clientkey``): what it calls, and for what."""
+
+
 def create_app(
     settings: VideoSettings | None = None, *, client: httpx.AsyncClient | None = None
 ) -> FastAPI:
     """The app. Nothing connects before its lifespan; ``client`` fetches the issuer's keys."""
-    return edge_app(
-        settings or VideoSettings(),
-        about=ABOUT,
-        database=DATABASE,
-        routers=[routes.router],
-        client=client,
-    )
+    settings = settings or VideoSettings()
+    app = edge_app(settings, about=ABOUT, database=DATABASE, routers=[routes.router], client=client)
+    notices.attach(app, notices.Notices(settings.mail_url, service_of(app).registry))
+    return app

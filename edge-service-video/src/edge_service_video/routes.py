@@ -1,8 +1,10 @@
 """The video routes. Scopes: ``video:read`` to browse, ``video:upload`` to add (and to delete
-one's own), ``video:delete`` to delete anyone's.
+one's own), ``video:delete`` to delete anyone's. Users only: a service's own token is refused
+(:func:`gatepass.require_user`); a service acting for a user exchanges the user's token first.
 
 Deleting is where scopes meet ownership: the owner may delete their video, a moderator (holding
 ``video:delete``) any video; anyone else gets 403 ``insufficient_scope`` naming ``video:delete``.
+An upload tells its owner in their mail inbox (:mod:`edge_service_video.notices`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from edge_service_video import catalogue
 from edge_service_video.models import Video
-from edge_service_video.schemas import Catalogue, VideoDraft, VideoOut
+from edge_service_video.notices import MailNotices
+from edge_service_video.schemas import Catalogue, Upload, VideoDraft, VideoOut
 from gatepass import (
     AccessPrincipal,
     GatepassRoute,
     InsufficientScopeError,
-    Principal,
     ProblemError,
     edge_auth,
-    require_scopes,
+    require_user,
 )
 from gatepass.openapi import (
     bearer_security,
@@ -41,8 +43,9 @@ DELETE = "video:delete"
 # GatepassRoute checks the token at the door, before the body is read or a session opened.
 router = APIRouter(tags=["video"], route_class=GatepassRoute)
 
-Reader = Annotated[AccessPrincipal, Depends(require_scopes(READ))]
-Uploader = Annotated[AccessPrincipal, Depends(require_scopes(UPLOAD))]
+Reader = Annotated[AccessPrincipal, Depends(require_user(READ))]
+Uploader = Annotated[AccessPrincipal, Depends(require_user(UPLOAD))]
+User = Annotated[AccessPrincipal, Depends(require_user())]
 VideoId = ResourceId
 
 
@@ -73,11 +76,15 @@ async def video(video_id: VideoId, user: Reader, db: DbSession) -> VideoOut:
 
 
 @router.post("/videos", status_code=201, responses=PROTECTED, openapi_extra=bearer_security(UPLOAD))
-async def upload(draft: VideoDraft, user: Uploader, db: DbSession, response: Response) -> VideoOut:
-    """Add a video (its metadata); the caller owns it."""
-    added = await catalogue.add(db, user.sub, draft)
+async def upload(
+    draft: VideoDraft, user: Uploader, db: DbSession, response: Response, mailer: MailNotices
+) -> Upload:
+    """Add a video (its metadata); the caller owns it, and is told in their mail inbox
+    (``notified``: whether mail took the notification; the upload stands either way)."""
+    added = await catalogue.add(db, user.sub, draft)  # committed: the connection is free again
     response.headers["location"] = f"/videos/{added.id}"
-    return VideoOut.model_validate(added)
+    notified = await mailer.video_up(added)
+    return Upload.model_validate(added).model_copy(update={"notified": notified})
 
 
 @router.delete(
@@ -91,7 +98,7 @@ async def upload(draft: VideoDraft, user: Uploader, db: DbSession, response: Res
     ),
     openapi_extra=bearer_security_any([DELETE], [UPLOAD]),
 )
-async def remove(video_id: VideoId, user: Principal, db: DbSession, request: Request) -> None:
+async def remove(video_id: VideoId, user: User, db: DbSession, request: Request) -> None:
     """Delete a video: the owner's own, or any with ``video:delete``."""
     found = await catalogue.find(db, video_id)
     if found is None:

@@ -39,6 +39,15 @@ class VideoOut(BaseModel):
     uploaded_at: datetime = Field(validation_alias="created_at")
 
 
+class Upload(VideoOut):
+    """An upload's answer: the video, and whether its owner was told in their mail inbox."""
+
+    # Always in the answer: the default only lets the route fill it after validating the row.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    notified: bool = False
+
+
 class Catalogue(Page[VideoOut]):
     """A page of the catalogue, newest first, as ``viewer`` (the caller) asked for it."""
 
