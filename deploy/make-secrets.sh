@@ -5,13 +5,22 @@
 #                        revocation-feed tokens, and GATEPASS_KEK_FILE; compose reads this file
 #                        by itself
 #   deploy/secrets/kek   the key-encryption key that seals the signing keys (32 random bytes, hex)
+#   deploy/secrets/{mail,video}-client-key.json
+#                        each edge's own key (a private JWK, ES256): how it proves who it is at
+#                        the auth service's token endpoint, to call the other edge
+#   deploy/secrets/clients.json
+#                        the auth service's clients file: both edges declared with the public
+#                        halves of their keys (no secret in it), made again on every run
 #
-# Both are ignored by git. An existing file is never overwritten: the passwords are set in the
+# All are ignored by git. A secret that exists is never replaced: the passwords are set in the
 # PostgreSQL volume on its first start and the KEK seals keys already stored, so changing either
 # later locks the services out of their data (start again with `down -v` to throw the data away).
-# A setting added since the file was made (the feed tokens) is appended to it.
+# An edge's key may be replaced at any time: delete it, run this again, restart the stack.
+# What was added since deploy/.env was made (the feed tokens, the identity files) is appended to
+# it, and a missing key is made: run this again after an upgrade.
 set -eu
 cd "$(dirname "$0")"
+. ./client-keys.sh
 
 random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
@@ -48,6 +57,41 @@ fi
 for name in GATEPASS_MAIL_FEED_TOKEN GATEPASS_VIDEO_FEED_TOKEN; do
     if ! grep -q "^$name=" .env; then
         echo "$name=$(random_hex 32)" >>.env
+        echo "added $name to deploy/.env"
+    fi
+done
+
+# The edges' identities: a key each (kept once made), and the clients file that declares them,
+# made from the keys' public halves each time (so it always matches them).
+for edge in mail video; do
+    key="secrets/$edge-client-key.json"
+    if [ -e "$key" ]; then
+        echo "kept deploy/$key"
+    else
+        make_client_key "$key"
+        chmod 0644 "$key" # read by uid 10001 through a bind mount, like the KEK
+        echo "wrote deploy/$key"
+    fi
+done
+mail_public="$(public_jwk secrets/mail-client-key.json)"
+video_public="$(public_jwk secrets/video-client-key.json)"
+clients_file "$mail_public" "$video_public" >secrets/clients.json.new
+chmod 0644 secrets/clients.json.new
+if cmp -s secrets/clients.json.new secrets/clients.json 2>/dev/null; then
+    rm secrets/clients.json.new
+    echo "kept deploy/secrets/clients.json"
+else
+    mv secrets/clients.json.new secrets/clients.json
+    echo "wrote deploy/secrets/clients.json"
+fi
+
+# Where compose finds those files: appended to an older deploy/.env that lacks them.
+for pair in GATEPASS_CLIENTS_FILE=./secrets/clients.json \
+    GATEPASS_MAIL_KEY_FILE=./secrets/mail-client-key.json \
+    GATEPASS_VIDEO_KEY_FILE=./secrets/video-client-key.json; do
+    name="${pair%%=*}"
+    if ! grep -q "^$name=" .env; then
+        echo "$pair" >>.env
         echo "added $name to deploy/.env"
     fi
 done

@@ -1,10 +1,13 @@
 """The images and ``deploy/compose.yaml``, run for real under podman (see deploy/README.md).
 
 Builds the three service images (and a stand-in for the official PostgreSQL image, which cannot be
-pulled here), starts the compose stack under a project name of its own with secrets generated
-into a temporary folder, and talks to it only through the ports it publishes on 127.0.0.1:
+pulled here), starts the compose stack under a project name of its own with the secrets
+``deploy/make-secrets.sh`` makes (run in a temporary folder), and talks to it only through the
+ports it publishes on 127.0.0.1:
 
 - sign up, log in, call both edges; create an admin with the operator command in the container;
+- the edges call each other with the identities make-secrets.sh made: an upload at video puts a
+  notice into the uploader's mail inbox, a message at mail points at that video;
 - stop the auth container: both edges still accept the tokens they hold keys for;
 - start it again: access and refresh tokens issued before the stop still work, because keys and
   sessions live in PostgreSQL (a restart logs no one out).
@@ -19,6 +22,8 @@ removes them (and the build's dangling stage images) once pytest is done.
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from tests.deploy.containers import (
     ComposeStack,
     wait_ready,
 )
+from tests.deploy.peers import check_upload_notice_and_video_in_mail
 from tests.support.auth_client import STRONG_PASSWORD, bearer, login, new_user, refresh
 from tests.support.procs import free_port
 
@@ -57,25 +63,31 @@ class Stack:
         return httpx.Client(base_url=self.urls[service], timeout=10.0)
 
 
-def compose_env(secret_dir: Path, ports: dict[str, int]) -> dict[str, str]:
-    """What a user's deploy/.env holds (deploy/make-secrets.sh), made fresh for this run."""
-    kek = secret_dir / "kek"
-    kek.write_text(secrets.token_hex(32))
-    kek.chmod(0o644)  # read by uid 10001 in the container through a bind mount
-    env = {
+def compose_env(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
+    """A user's deploy/.env, made by deploy/make-secrets.sh in a copy of the deploy folder under
+    ``workdir`` (the script writes next to itself), its files named by absolute paths; then
+    this run's images, ports and issuer."""
+    folder = workdir / "deploy"
+    folder.mkdir()
+    for script in ("make-secrets.sh", "client-keys.sh"):
+        shutil.copy2(REPO / "deploy" / script, folder / script)
+    subprocess.run(
+        ["sh", str(folder / "make-secrets.sh")], capture_output=True, check=True, timeout=60
+    )
+    env = {}
+    for line in (folder / ".env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = str(folder / value) if value.startswith("./") else value
+    env |= {
         "POSTGRES_IMAGE": POSTGRES_IMAGE,
-        "POSTGRES_PASSWORD": secrets.token_hex(16),
-        "GATEPASS_KEK_FILE": str(kek),
         "GATEPASS_ISSUER": f"http://127.0.0.1:{ports['auth']}",
         "GATEPASS_AUTH_IMAGE": f"localhost/gatepass-auth:{TAG}",
         "GATEPASS_MAIL_IMAGE": f"localhost/gatepass-mail:{TAG}",
         "GATEPASS_VIDEO_IMAGE": f"localhost/gatepass-video:{TAG}",
         "GATEPASS_BIND": "127.0.0.1",
-        "GATEPASS_MAIL_FEED_TOKEN": secrets.token_hex(32),
-        "GATEPASS_VIDEO_FEED_TOKEN": secrets.token_hex(32),
     }
     for service in SERVICES:
-        env[f"GATEPASS_{service.upper()}_DB_PASSWORD"] = secrets.token_hex(16)
         env[f"GATEPASS_{service.upper()}_PORT"] = str(ports[service])
     return env
 
@@ -84,13 +96,11 @@ def compose_env(secret_dir: Path, ports: dict[str, int]) -> dict[str, str]:
 def stack(images: dict[str, float], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     timings = images
     workdir = tmp_path_factory.mktemp("compose")
-    secret_dir = workdir / "secrets"
-    secret_dir.mkdir(mode=0o700)
     ports = {service: free_port() for service in SERVICES}
     compose = ComposeStack(
         f"gatepass-test-{secrets.token_hex(3)}",
         REPO / "deploy" / "compose.yaml",
-        compose_env(secret_dir, ports),
+        compose_env(workdir, ports),
         workdir,
     )
     urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
@@ -130,8 +140,9 @@ def test_the_containers_run_as_a_non_root_user_on_a_read_only_root(stack: Stack)
         assert info["HostConfig"]["ReadonlyRootfs"] is True, service
         assert "no-new-privileges" in " ".join(info["HostConfig"]["SecurityOpt"]), service
         env = info["Config"]["Env"]
-        # The KEK is a mounted file, never a variable.
+        # The KEK and the edges' keys are mounted files, never variables.
         assert not [line for line in env if "KEK=" in line], service
+        assert not [line for line in env if '"d"' in line], service
         # Set by the one Dockerfile under the service's own prefix (its PREFIX build argument).
         assert f"GATEPASS_{service.upper()}_DATA_DIR=/var/lib/gatepass" in env, service
 
@@ -155,6 +166,15 @@ def test_the_operator_command_creates_an_admin_in_the_auth_container(stack: Stac
     )
     with stack.client("auth") as auth:
         assert "admin" in login(auth, email, password)["scope"].split()
+
+
+def test_an_upload_notifies_the_uploader_in_mail_and_a_message_points_at_the_video(
+    stack: Stack,
+) -> None:
+    with stack.client("auth") as auth:
+        _, user_id, tokens = new_user(auth, "peers")
+    with stack.client("mail") as mail, stack.client("video") as video:
+        check_upload_notice_and_video_in_mail(mail, video, tokens["access_token"], user_id)
 
 
 def test_edges_verify_while_auth_is_stopped_and_tokens_survive_its_restart(stack: Stack) -> None:

@@ -12,17 +12,20 @@ then what podman 4.3 cannot take as it is, is adapted, and only that:
   their private network instead;
 - the Secrets ``deploy/k8s/make-secrets.sh dev`` prints become podman secrets in the form podman
   4.3 reads, which differs by use: for ``secretKeyRef`` a JSON map of base64 values, for a secret
-  volume a whole Secret as JSON, whose base64 values it writes into the files undecoded. So the
-  KEK goes in as its 32 raw bytes: the file then holds their base64 text, which the auth service
-  reads as the same key (Kubernetes would write the hex text; both are accepted);
+  volume a whole Secret as JSON, whose ``data`` values it writes into the files as they are
+  (undecoded), each file named after its key (``items`` are ignored: the manifests give each
+  item the path its key names). So a mounted Secret's values go in as the text the files must
+  hold (the KEK's hex, the edges' JWKs, the clients file): what Kubernetes writes too;
 - each ``emptyDir`` gets a name of its own: podman 4.3 makes it a named volume called as in the
   pod, so every pod's ``tmp`` would be one volume shared by all;
 - Services, autoscalers, disruption budgets, network policies, the Ingress and the Namespace are
   left out: podman has nothing that enforces them (the offline tests check them instead).
 
 Then every pod must become ready, a user signs up and logs in at the auth service and calls both
-edges over the pods' private network, and the containers run as the manifests say (non-root,
-read-only root, no capabilities). Everything is removed afterwards.
+edges over the pods' private network, the edges call each other with the identities
+make-secrets.sh made (an upload at video notifies the uploader in mail, a message at mail points
+at the video), and the containers run as the manifests say (non-root, read-only root, no
+capabilities). Everything is removed afterwards.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import pytest
 import yaml
 
 from tests.deploy.containers import CONTAINER_TESTS, POSTGRES_IMAGE, REPO, TAG, run, wait_ready
+from tests.deploy.peers import check_upload_notice_and_video_in_mail
 from tests.support.auth_client import bearer, new_user
 
 pytestmark = CONTAINER_TESTS
@@ -160,15 +164,14 @@ def create_podman_secrets(mounted: set[str]) -> list[str]:
     names = []
     for secret in (doc for doc in yaml.safe_load_all(printed) if doc):
         name = secret["metadata"]["name"]
-        values = {key: value.encode() for key, value in secret["stringData"].items()}
-        if "kek" in values:
-            values["kek"] = bytes.fromhex(values["kek"].decode())
-        data = {key: base64.b64encode(value).decode() for key, value in values.items()}
+        values: dict[str, str] = secret["stringData"]
         if name in mounted:
             stored: Obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}}
-            stored["data"] = data
+            stored["data"] = values  # written into the files as they are
         else:
-            stored = data
+            stored = {
+                key: base64.b64encode(value.encode()).decode() for key, value in values.items()
+            }
         subprocess.run(
             ["podman", "secret", "create", name, "-"],
             input=json.dumps(stored),
@@ -233,10 +236,15 @@ def test_the_dev_overlay_runs_under_podman_kube_play(
     images["kube play: all ready"] = time.monotonic() - started
 
     with httpx.Client(base_url=urls["gatepass-auth"], timeout=10.0) as auth:
-        _, _, tokens = new_user(auth, "kube")
+        _, user_id, tokens = new_user(auth, "kube")
     for name, path in (("gatepass-mail", "/inbox"), ("gatepass-video", "/videos")):
         response = httpx.get(f"{urls[name]}{path}", headers=bearer(tokens["access_token"]))
         assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
+    with (
+        httpx.Client(base_url=urls["gatepass-mail"], timeout=10.0) as mail,
+        httpx.Client(base_url=urls["gatepass-video"], timeout=10.0) as video,
+    ):
+        check_upload_notice_and_video_in_mail(mail, video, tokens["access_token"], user_id)
 
     for name in PORTS:
         container = f"{name}-{name.removeprefix('gatepass-')}"

@@ -184,10 +184,64 @@ def test_config_maps_and_services_the_workloads_name_exist(overlay: str) -> None
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in config_maps
     for name in ("mail", "video"):
-        data = next(c["data"] for n, c in config_maps.items() if n.startswith(f"gatepass-{name}-"))
-        jwks_url = data[f"GATEPASS_{name.upper()}_JWKS_URL"]
-        host, port = jwks_url.split("/")[2].split(":")
-        assert services[host]["spec"]["ports"][0]["port"] == int(port)
+        data = config_of(objects, name)
+        # Keys, the token endpoint and the other edge: each over the cluster network, a Service
+        # on its port.
+        for setting in ("JWKS_URL", "TOKEN_URL", f"{PEERS[name].upper()}_URL"):
+            url = data[f"GATEPASS_{name.upper()}_{setting}"]
+            host, port = url.split("/")[2].split(":")
+            assert services[host]["spec"]["ports"][0]["port"] == int(port), setting
+        assert data[f"GATEPASS_{name.upper()}_TOKEN_URL"].startswith("http://gatepass-auth:")
+        peer_url = data[f"GATEPASS_{name.upper()}_{PEERS[name].upper()}_URL"]
+        assert peer_url.startswith(f"http://gatepass-{PEERS[name]}:")
+
+
+PEERS = {"mail": "video", "video": "mail"}
+
+
+def config_of(objects: tuple[Obj, ...], service: str) -> dict[str, str]:
+    """The data of the service's generated ConfigMap (gatepass-<service>-<hash>)."""
+    config_maps = of_kind(objects, "ConfigMap")
+    data: dict[str, str] = next(
+        c["data"] for n, c in config_maps.items() if n.startswith(f"gatepass-{service}-")
+    )
+    return data
+
+
+def mounted_files(workload: Obj) -> dict[str, tuple[str, str]]:
+    """The files a workload's container sees from Secrets: path -> (Secret, key)."""
+    pod = workload["spec"]["template"]["spec"]
+    sources = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    files = {}
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        if secret := sources.get(mount["name"]):
+            for item in secret["items"]:
+                path = f"{mount['mountPath']}/{item['path']}"
+                files[path] = (secret["secretName"], item["key"])
+    return files
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_reads_its_identity_files_from_its_own_secrets(overlay: str) -> None:
+    """The auth service its clients file, each edge its own key (and no other edge's), at the
+    paths their settings name; each item's path is its key (podman kube play names the file
+    after the key)."""
+    objects = render(f"overlays/{overlay}")
+    deployments = of_kind(objects, "Deployment")
+    expected = {
+        "auth": ("GATEPASS_AUTH_CLIENTS_FILE", ("gatepass-auth-clients", "clients.json")),
+        "mail": ("GATEPASS_MAIL_CLIENT_KEY_FILE", ("gatepass-mail-client", "client-key.json")),
+        "video": ("GATEPASS_VIDEO_CLIENT_KEY_FILE", ("gatepass-video-client", "client-key.json")),
+    }
+    for service, (setting, source) in expected.items():
+        files = mounted_files(deployments[f"gatepass-{service}"])
+        assert files[config_of(objects, service)[setting]] == source, service
+        assert all(path.endswith(f"/{key}") for path, (_, key) in files.items()), service
+        other_keys = {f"gatepass-{s}-client" for s in ("mail", "video")} - {source[0]}
+        assert not other_keys & {secret for secret, _ in files.values()}, service
+    for service in ("mail", "video"):
+        data = config_of(objects, service)
+        assert data[f"GATEPASS_{service.upper()}_CLIENT_ID"] == service
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -320,6 +374,11 @@ def test_compose_requires_every_secret_and_bakes_none_into_an_image() -> None:
         "GATEPASS_MAIL_DB_PASSWORD",
         "GATEPASS_VIDEO_DB_PASSWORD",
         "GATEPASS_KEK_FILE",
+        "GATEPASS_MAIL_FEED_TOKEN",
+        "GATEPASS_VIDEO_FEED_TOKEN",
+        "GATEPASS_CLIENTS_FILE",
+        "GATEPASS_MAIL_KEY_FILE",
+        "GATEPASS_VIDEO_KEY_FILE",
     ):
         uses = [line for line in text.splitlines() if f"${{{variable}" in line]
         assert uses, variable
@@ -335,6 +394,40 @@ def test_compose_requires_every_secret_and_bakes_none_into_an_image() -> None:
     assert set(compose()["volumes"]) == {"postgres-data", "mail-data", "video-data"}
     for name in ("mail", "video"):
         assert services[name]["depends_on"]["auth"]["condition"] == "service_healthy"
+
+
+def test_compose_gives_each_service_its_identity_files_and_the_edges_each_other() -> None:
+    """The auth service mounts the clients file and each edge its own key (and no other's), at
+    the paths their settings name; the edges reach the token endpoint and each other over the
+    compose network, at the ports the services listen on."""
+    spec = compose()
+    services = spec["services"]
+    assert set(spec["secrets"]) == {
+        "gatepass_kek",
+        "gatepass_clients",
+        "gatepass_mail_client_key",
+        "gatepass_video_client_key",
+    }
+    expected = {
+        "auth": {
+            "GATEPASS_AUTH_KEK_FILE": "gatepass_kek",
+            "GATEPASS_AUTH_CLIENTS_FILE": "gatepass_clients",
+        },
+        "mail": {"GATEPASS_MAIL_CLIENT_KEY_FILE": "gatepass_mail_client_key"},
+        "video": {"GATEPASS_VIDEO_CLIENT_KEY_FILE": "gatepass_video_client_key"},
+    }
+    for name, files in expected.items():
+        environment = services[name]["environment"]
+        assert set(services[name]["secrets"]) == set(files.values()), name
+        for setting, secret in files.items():
+            assert environment[setting] == f"/run/secrets/{secret}", setting
+    ports = {name: services[name]["build"]["args"]["PORT"] for name in ("auth", "mail", "video")}
+    for name, peer in PEERS.items():
+        environment = services[name]["environment"]
+        prefix = f"GATEPASS_{name.upper()}_"
+        assert environment[f"{prefix}CLIENT_ID"] == name
+        assert environment[f"{prefix}TOKEN_URL"] == f"http://auth:{ports['auth']}/token"
+        assert environment[f"{prefix}{peer.upper()}_URL"] == f"http://{peer}:{ports[peer]}"
 
 
 def dockerfile_required_args() -> set[str]:
