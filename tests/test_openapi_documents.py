@@ -122,10 +122,17 @@ def test_the_oauth_endpoints_document_their_form_bodies_and_clients() -> None:
         "grant_type",
         "refresh_token",
         "scope",
+        "resource",
+        "audience",
+        "subject_token",
+        "subject_token_type",
+        "requested_token_type",
         "client_id",
         "client_secret",
+        "client_assertion_type",
+        "client_assertion",
     }
-    assert set(form["required"]) == {"grant_type", "refresh_token"}
+    assert set(form["required"]) == {"grant_type"}
     assert token["security"] == [{}, {"clientBasic": []}]  # public clients too
     assert token["responses"]["200"]["headers"]["Cache-Control"]["required"] is True
 

@@ -10,47 +10,35 @@ file, and a clock the test moves. No process, no port, no sleep.
 - ``app``, ``client``: the FastAPI app and an ``httpx.AsyncClient`` on it through
   ``ASGITransport`` (client address 127.0.0.1; ``asgi_clients.client_from(app, "10.0.0.9")``
   for another).
+- ``postgres_url``: a fresh database on a PostgreSQL server (the repository's test support), for
+  ``postgres``-marked tests; skipped without a server (failed where one is required).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_clients import BASE_URL, client_from
+from fake_clock import FakeClock
 from fastapi import FastAPI
 
 from auth_service.app import create_app, running
 from auth_service.config import Settings
 from auth_service.state import Services
 
-T0 = datetime(2030, 1, 1, tzinfo=UTC)
+# The repository's shared test support (PostgreSQL): importable when the whole suite runs from the
+# root; with this folder alone only the folder itself is on the path.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
-
-class FakeClock:
-    """The service's clock, moved by the test."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        """The service's sleep: the time passes at once; ``slept`` records each wait."""
-        self.slept.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
+from tests.support.pg import server_for_tests  # noqa: E402
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -99,3 +87,14 @@ def app(auth_settings: Settings, clock: FakeClock, services: Services) -> FastAP
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_from(app) as http:
         yield http
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database for the test, dropped after it."""
+    with server_for_tests() as server:
+        url = server.create_database()
+        try:
+            yield url
+        finally:
+            server.drop_database(url)

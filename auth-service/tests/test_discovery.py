@@ -73,21 +73,23 @@ async def test_the_document_passes_rfc_8414_and_claims_only_what_exists(
     assert rfc8414_problems(doc) == []
     assert doc["issuer"] == ISSUER
     assert "authorization_endpoint" not in doc  # no grant that needs one is implemented
-    assert doc["grant_types_supported"] == ["refresh_token"]
-    assert doc["response_types_supported"] == ["none"]  # the response type that issues nothing
-    assert doc["token_endpoint_auth_methods_supported"] == [
-        "none",
-        "client_secret_basic",
-        "client_secret_post",
+    assert doc["grant_types_supported"] == [
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
+    assert doc["response_types_supported"] == ["none"]  # the response type that issues nothing
+    client_auth = {"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
+    assertion_algs = {"ES256", "RS256", "PS256", "EdDSA"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == client_auth
+    assert set(doc["token_endpoint_auth_signing_alg_values_supported"]) == assertion_algs
     assert doc["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
+    assert "introspection_endpoint_auth_signing_alg_values_supported" not in doc
     # RFC 7009 revocation, and the feed the edges follow to learn revocations.
     assert doc["revocation_endpoint"] == f"{ISSUER}/revoke"
-    assert doc["revocation_endpoint_auth_methods_supported"] == [
-        "none",
-        "client_secret_basic",
-        "client_secret_post",
-    ]
+    assert set(doc["revocation_endpoint_auth_methods_supported"]) == client_auth
+    assert set(doc["revocation_endpoint_auth_signing_alg_values_supported"]) == assertion_algs
+    assert {"mail:notify", "revocations:read", "mail:read", "admin"} <= set(doc["scopes_supported"])
     assert doc["gatepass_revocation_feed_endpoint"] == f"{ISSUER}/revocations"
     algs = await published_algs(client)
     assert algs == ["ES256"]

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,30 +23,11 @@ from auth_service import revocation
 from auth_service.config import Settings
 from auth_service.state import Services
 
-# The repository's shared test support: importable when the whole suite runs from the root; with
-# this folder alone only the folder itself is on the path.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-
-from tests.support.pg import server_for_tests  # noqa: E402
-
 pytestmark = pytest.mark.postgres
 
 WRITERS = 10
 EVENTS_EACH = 20
 MAX_COMMIT_DELAY = 0.02  # seconds between an insert (its id drawn) and its commit
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A fresh database; the test is skipped without a server (failed where one is required)."""
-    with server_for_tests() as server:
-        url = server.create_database()
-        try:
-            yield url
-        finally:
-            server.drop_database(url)
 
 
 async def write_events(svc: Services, writer: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auth_service import client_file
 from auth_service.app import create_app
 from auth_service.config import Settings
 from auth_service.keys import load_kek
@@ -11,9 +12,12 @@ GRACEFUL_SHUTDOWN_SECONDS = 10  # a login may be hashing a password: let it fini
 
 
 def check(settings: Settings) -> None:
-    """Refuse to start on settings only a developer's machine may have, or an unusable KEK."""
+    """Refuse to start on settings only a developer's machine may have, an unusable KEK, or a
+    clients file that cannot be read."""
     settings.check_production()
     load_kek(settings)
+    if settings.clients_file is not None:
+        client_file.read(settings.clients_file)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth_service import feed, migrate, revocation
+from auth_service import client_file, feed, migrate, registry, revocation
 from auth_service.clock import Clock, Sleep, run_every, system_clock
 from auth_service.config import Settings
 from auth_service.errors import install_oauth_handler
@@ -22,7 +22,7 @@ from auth_service.keys import KeyManager, load_kek
 from auth_service.metrics import Metrics
 from auth_service.models import Session as DeviceSession
 from auth_service.passwords import PasswordService
-from auth_service.routes import accounts, admin, jwks, oauth, ops, sessions
+from auth_service.routes import accounts, admin, admin_clients, jwks, oauth, ops, sessions
 from auth_service.routes import feed as feed_routes
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         feed.warn_if_unreadable(settings)
         async with running(settings, clock) as services:
+            await client_file.apply_declared(services)
             app.state.services = services
             yield
 
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     install_problem_handlers(app)
     install_oauth_handler(app)
-    for module in (accounts, sessions, oauth, jwks, admin, ops):
+    for module in (accounts, sessions, oauth, jwks, admin, admin_clients, ops):
         app.include_router(module.router)
     app.include_router(feed_routes.router(settings))  # documented as the settings make it
     install_openapi(app, max_body_bytes=settings.max_body_bytes, server_limits=True)
@@ -78,6 +79,7 @@ async def running(
     settings.check_production()
     engine = create_engine(settings.resolved_database_url)
     tasks: list[asyncio.Task[None]] = []
+    client_keys = registry.ClientKeys(clock)
     try:
         if settings.auto_migrate:
             await migrate.upgrade(engine)
@@ -104,6 +106,7 @@ async def running(
             refresh_key=derive_refresh_key(kek),
             verifier=access_token_verifier(keys, settings, clock),
             feed=revocations,
+            client_keys=client_keys,
         )
         if background:
             tasks.extend(_start_loops(services))
@@ -114,6 +117,7 @@ async def running(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await client_keys.aclose()
         await engine.dispose()
 
 
@@ -151,11 +155,13 @@ async def _housekeeping_tick(svc: Services) -> None:
 
 
 async def housekeeping(svc: Services) -> None:
-    """Forget what no longer matters: expired revocations, old throttle counters, dead sessions."""
+    """Forget what no longer matters: expired revocations and client assertion ids, old throttle
+    counters, dead sessions."""
     now = svc.clock()
     await svc.throttle.forget_old()
     async with svc.sessions() as db:
         await revocation.forget_expired(db, now)
+        await registry.forget_expired_assertions(db, now)
         # A session keeps its newest rotated refresh tokens (``refresh_history``, pruned at each
         # rotation) for reuse detection; a dead session (and, by cascade, its tokens) is kept a
         # week for the owner's device list history.

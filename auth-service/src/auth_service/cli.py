@@ -4,11 +4,13 @@ gatepass admin create EMAIL          create an admin (an existing account only w
                                      --promote-existing, after saying whose it is)
 gatepass users list | roles | disable | enable
 gatepass keys list | rotate [--now] | revoke KID
+gatepass clients add ID | list | show ID | disable ID | enable ID | rotate-secret ID | remove ID
 gatepass token decode TOKEN          header, payload and signature, apart (not verified)
 gatepass db upgrade                  apply migrations
 
-Commands that only read (``users list``, ``keys list``, ``token decode``) create nothing: no data
-folder, no key-encryption key, no database, no migration, no signing key. Settings that point
+Commands that only read (``users list``, ``keys list``, ``clients list``, ``clients show``,
+``token decode``) create nothing: no data folder, no key-encryption key, no database, no
+migration, no signing key. Settings that point
 at no running service (the defaults, run from the wrong folder) find no KEK or no database there,
 and the command says so in one line and exits 2, instead of starting an empty service of its own
 beside the real one. The commands that change something start the service's parts as the
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from auth_service.config import Settings
     from auth_service.keys.manager import KeyInfo
     from auth_service.models import User
+    from auth_service.registry import RegisteredClient
     from auth_service.state import Services
 
 T = TypeVar("T")
@@ -60,12 +63,14 @@ app = _group("Operate a gatepass auth service.")
 admin_app = _group("Administrators.")
 users_app = _group("Users and their roles.")
 keys_app = _group("Signing keys.")
+clients_app = _group("Registered OAuth clients: services and apps.")
 token_app = _group("Inspect tokens.")
 db_app = _group("The database.")
 for sub, name in (
     (admin_app, "admin"),
     (users_app, "users"),
     (keys_app, "keys"),
+    (clients_app, "clients"),
     (token_app, "token"),
     (db_app, "db"),
 ):
@@ -428,6 +433,215 @@ def keys_revoke(kid: str) -> None:
 
     _with_services(job)
     out().print(f"{kid}: revoked")
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: str,
+    *,
+    kind: Annotated[str, typer.Option("--kind", help="service or app.")],
+    auth: Annotated[
+        str,
+        typer.Option("--auth", help="private_key_jwt, client_secret_basic or none (apps only)."),
+    ],
+    audience: Annotated[
+        list[str], typer.Option("--audience", help="An audience it may ask for (repeat).")
+    ],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="A scope it may hold (repeat).")
+    ] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="The audience it serves itself.")
+    ] = None,
+    jwk_file: Annotated[
+        Path | None,
+        typer.Option("--jwk-file", help="private_key_jwt: its public JWK, or JWK Set, as JSON."),
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option("--jwks-uri", help="private_key_jwt: where its JWK Set is.")
+    ] = None,
+) -> None:
+    """Register a client. A client_secret_basic client's secret is printed once: store it now."""
+    from auth_service import registry
+
+    jwks = None if jwk_file is None else _public_jwks_file(jwk_file)
+
+    async def job(svc: Services) -> tuple[RegisteredClient, str | None]:
+        async with svc.sessions() as db:
+            return await registry.register(
+                db,
+                svc.settings,
+                client_id=client_id,
+                kind=kind,
+                auth_method=auth,
+                audiences=audience,
+                scopes=scope or [],
+                resource=resource,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                now=svc.clock(),
+            )
+
+    client, secret = _with_services(job)
+    _show_client(client)
+    if secret is not None:
+        _show_secret(client.client_id, secret)
+
+
+def _public_jwks_file(path: Path) -> dict[str, Any]:
+    """The JWK Set in ``path`` (a lone JWK becomes a set of one). A private key is refused, with
+    no attempt to reduce it to its public part: it belongs on the client's machine alone."""
+    from gatepass.core.jwk import PRIVATE_MEMBERS
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        err().print(f"cannot read a JWK from {path}: {type(exc).__name__}", markup=False)
+        raise typer.Exit(2) from None
+    keys = document.get("keys") if isinstance(document, dict) else None
+    jwks = document if isinstance(keys, list) else {"keys": [document]}
+    for key in jwks["keys"]:
+        if isinstance(key, dict) and PRIVATE_MEMBERS & key.keys():
+            err().print(
+                f"{path} holds a PRIVATE key. Register the client's public key only (its JWK "
+                "without d, p, q, dp, dq, qi or k); the private key stays with the client. "
+                "Nothing was registered.",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(1)
+    return dict(jwks)
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List registered clients (clients in the settings are not listed)."""
+    clients = _reading(_registered_clients)
+    rows = [
+        (
+            c.client_id,
+            c.kind,
+            c.auth_method,
+            ",".join(sorted(c.audiences)),
+            ",".join(sorted(c.scopes)) or "-",
+            c.resource or "-",
+            str(c.disabled).lower(),
+        )
+        for c in clients
+    ]
+    _print_table(("id", "kind", "auth", "audiences", "scopes", "resource", "disabled"), rows)
+
+
+async def _registered_clients(reader: Reader) -> list[RegisteredClient]:
+    from auth_service import registry
+
+    async with reader.sessions() as db:
+        return await registry.listed(db)
+
+
+@clients_app.command("show")
+def clients_show(client_id: str) -> None:
+    """Show one registered client (never its secret)."""
+    from auth_service import registry
+
+    async def job(reader: Reader) -> RegisteredClient | None:
+        async with reader.sessions() as db:
+            return await registry.find(db, client_id)
+
+    client = _reading(job)
+    if client is None:
+        err().print(f"no client {client_id!r}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    _show_client(client)
+
+
+@clients_app.command("disable")
+def clients_disable(client_id: str) -> None:
+    """Disable a client: it cannot authenticate, and the service tokens it holds are revoked."""
+    _set_client_disabled(client_id, True)
+    out().print(f"{client_id}: disabled, its tokens revoked", markup=False, highlight=False)
+
+
+@clients_app.command("enable")
+def clients_enable(client_id: str) -> None:
+    """Enable a disabled client."""
+    _set_client_disabled(client_id, False)
+    out().print(f"{client_id}: enabled", markup=False, highlight=False)
+
+
+def _set_client_disabled(client_id: str, disabled: bool) -> None:
+    from auth_service import registry
+
+    async def job(svc: Services) -> RegisteredClient:
+        async with svc.sessions() as db:
+            return await registry.set_disabled(
+                db, svc.settings, client_id, disabled, now=svc.clock()
+            )
+
+    _with_services(job)
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(client_id: str) -> None:
+    """A new secret for a client_secret_basic client, printed once; the old one stops working."""
+    from auth_service import registry
+
+    async def job(svc: Services) -> str:
+        async with svc.sessions() as db:
+            return await registry.rotate_secret(db, client_id, now=svc.clock())
+
+    _show_secret(client_id, _with_services(job))
+
+
+@clients_app.command("remove")
+def clients_remove(client_id: str) -> None:
+    """Remove a client; the service tokens it holds are revoked."""
+    from auth_service import registry
+
+    async def job(svc: Services) -> None:
+        async with svc.sessions() as db:
+            await registry.remove(db, svc.settings, client_id, now=svc.clock())
+
+    _with_services(job)
+    out().print(f"{client_id}: removed", markup=False, highlight=False)
+
+
+def _show_client(client: RegisteredClient) -> None:
+    for label, value in (
+        ("id", client.client_id),
+        ("kind", client.kind),
+        ("auth", client.auth_method),
+        ("audiences", ", ".join(sorted(client.audiences))),
+        ("scopes", ", ".join(sorted(client.scopes)) or "-"),
+        ("resource", client.resource or "-"),
+        ("keys", _keys_summary(client)),
+        ("disabled", str(client.disabled).lower()),
+        ("created", _when(client.created_at)),
+    ):
+        out().print(f"{label + ':':<10} {value}", markup=False, highlight=False)
+
+
+def _keys_summary(client: RegisteredClient) -> str:
+    if client.jwks_uri is not None:
+        return client.jwks_uri
+    if client.jwks is not None:
+        kids = [str(key.get("kid")) for key in client.jwks.get("keys", [])]
+        return "inline: " + ", ".join(kids)
+    return "-"
+
+
+def _show_secret(client_id: str, secret: str) -> None:
+    """The secret on standard output (scripts read it), the warning on standard error."""
+    out().print(f"client_secret: {secret}", markup=False, highlight=False, soft_wrap=True)
+    err().print(
+        f"This is the only time the secret of {client_id!r} is shown: only its hash is kept. "
+        "Store it now.",
+        markup=False,
+        highlight=False,
+    )
 
 
 # --- token ---------------------------------------------------------------------------------------

@@ -63,6 +63,14 @@ class Settings(ServiceSettings):
         "auth"  # the audience the auth service's own routes (/me, /sessions) accept
     )
     default_client_id: str = "gatepass-app"
+    # The audiences a first-party app's user token names when the login asks for none (RFC 8707
+    # ``resource`` narrows it): a registered app client's own audiences win over this. Not set:
+    # all of ``audiences`` (``default_app_audiences``).
+    app_audiences: Annotated[list[str] | None, NoDecode] = None
+    # Client-credentials and exchanged tokens: their lifetime (an exchanged one never outlives the
+    # token it was exchanged for), and the scopes only services may hold (no role grants them).
+    service_token_ttl: int = Field(300, ge=30, le=3600)
+    service_scopes: Annotated[list[str], NoDecode] = ["mail:notify", "revocations:read"]
     refresh_reuse_grace: float = Field(10.0, ge=0, le=300)
     # Rotated refresh tokens kept per session for reuse detection; older ones are deleted.
     refresh_history: int = Field(20, ge=1, le=1000)
@@ -108,12 +116,15 @@ class Settings(ServiceSettings):
     clients: dict[str, SecretStr] = Field(default_factory=dict)
     introspection_clients: dict[str, SecretStr] = Field(default_factory=dict)
 
+    # Clients declared in a file, registered (or brought in line) at every start: client_file.py.
+    clients_file: Path | None = None
+
     # Readers of the revocation feed (GET /revocations): name -> bearer token, one per edge (or
     # per group of edges), so that one can be rotated alone. Logs name the reader, never the
     # token. None configured: anonymous in development, nobody at all in production.
     feed_read_tokens: dict[str, SecretStr] = Field(default_factory=dict)
 
-    @field_validator("audiences", "default_roles", mode="before")
+    @field_validator("audiences", "app_audiences", "service_scopes", "default_roles", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -135,6 +146,10 @@ class Settings(ServiceSettings):
             raise ValueError("every role in default_roles must be a role of role_scopes")
         if self.self_audience not in self.audiences:
             raise ValueError("audiences must include self_audience")
+        if self.app_audiences is not None and (
+            not self.app_audiences or not set(self.app_audiences) <= set(self.audiences)
+        ):
+            raise ValueError("app_audiences must name one or more of audiences")
         for client_id in sorted(self.clients.keys() & self.introspection_clients.keys()):
             if self.clients[client_id] != self.introspection_clients[client_id]:
                 raise ValueError(
@@ -175,6 +190,17 @@ class Settings(ServiceSettings):
         if self.database_url:
             return self.database_url
         return sqlite_url(self.data_dir, "auth")
+
+    @property
+    def default_app_audiences(self) -> list[str]:
+        """What a user's token names when nothing narrower is asked for or registered."""
+        return list(self.audiences if self.app_audiences is None else self.app_audiences)
+
+    @property
+    def known_scopes(self) -> frozenset[str]:
+        """Every scope a token can carry: those the roles grant, and the services' own."""
+        from_roles = {scope for scopes in self.role_scopes.values() for scope in scopes}
+        return frozenset(from_roles | set(self.service_scopes))
 
     @property
     def confidential_clients(self) -> dict[str, SecretStr]:

@@ -22,6 +22,7 @@ only) whose row is pruned is simply unknown (``invalid_grant``, nothing revoked)
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth_service import revocation
+from auth_service import grants, registry, revocation
 from auth_service.clock import Clock
 from auth_service.config import Settings
 from auth_service.errors import (
@@ -69,6 +70,15 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
+class _Narrowed:
+    """What a refresh asks its access token to narrow to: ``scope`` (None: the session's whole
+    grant) and ``resource`` (empty: every audience of the session)."""
+
+    scope: frozenset[str] | None
+    resource: Collection[str]
+
+
+@dataclass(frozen=True)
 class _Found:
     """A presented refresh token with its session (locked) and its user (share-locked).
 
@@ -92,9 +102,18 @@ def _grant_error(description: str) -> OAuthError:
 
 
 async def open_session(
-    svc: Services, user: User, *, client_id: str, user_agent: str | None, ip: str | None
+    svc: Services,
+    user: User,
+    *,
+    client_id: str,
+    user_agent: str | None,
+    ip: str | None,
+    audiences: Sequence[str] | None = None,
 ) -> TokenPair:
     """A login: a new device session, its first refresh token and an access token.
+
+    ``audiences`` (checked by the caller, :func:`auth_service.grants.audiences_for`) are what
+    the session's access tokens name, stored with it; None: the settings' ``app_audiences``.
 
     The user is read again under the signing lock: a role change, a disable or a password change
     since the password was checked counts (a login that checked the old password while it was
@@ -104,7 +123,16 @@ async def open_session(
 
     async def attempt() -> TokenPair:
         return await _open(
-            svc, key, user.id, checked, client_id=client_id, user_agent=user_agent, ip=ip
+            svc,
+            key,
+            user.id,
+            checked,
+            client_id=client_id,
+            user_agent=user_agent,
+            ip=ip,
+            audiences=list(
+                audiences if audiences is not None else svc.settings.default_app_audiences
+            ),
         )
 
     pair = await revocation.after_cut_off(attempt, svc.sleep)
@@ -121,6 +149,7 @@ async def _open(
     client_id: str,
     user_agent: str | None,
     ip: str | None,
+    audiences: list[str],
 ) -> TokenPair:
     now = svc.clock()
     async with svc.sessions() as db:
@@ -139,6 +168,7 @@ async def _open(
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(seconds=svc.settings.session_absolute_lifetime),
+            audiences=audiences,
         )
         db.add(session)
         await db.flush()
@@ -151,6 +181,7 @@ async def _open(
             session,
             refresh_token=refresh_token,
             scopes=_granted(user, svc.settings),
+            audiences=audiences,
             now=now,
         )
         await db.commit()
@@ -184,9 +215,10 @@ def _pair(
     *,
     refresh_token: str,
     scopes: list[str],
+    audiences: list[str],
     now: datetime,
 ) -> TokenPair:
-    grant = AccessGrant(user.id, session.id, session.client_id, scopes, settings.audiences)
+    grant = AccessGrant(user.id, session.id, session.client_id, scopes, audiences)
     access = sign_access_token(key, settings, grant, now)
     ttl = settings.access_token_ttl
     return TokenPair(access, ttl, refresh_token, session.id, " ".join(scopes))
@@ -202,11 +234,13 @@ async def refresh(
     client_id: str | None,
     ip: str | None,
     scope: frozenset[str] | None = None,
+    resource: Collection[str] = (),
 ) -> TokenPair:
     """The refresh_token grant (RFC 6749 §6): one step of the session's lineage.
 
     ``scope`` narrows the access token (``invalid_scope`` if it asks for anything the session's
-    grant lacks); the new refresh token keeps the whole grant."""
+    grant lacks), and so does ``resource`` (RFC 8707: ``invalid_target`` for an audience the
+    session lacks); the new refresh token keeps the whole grant."""
     try:
         place = refresh_token_place(svc.refresh_key, token)  # before anything: a forgery stops here
     except InvalidRefreshToken:
@@ -215,7 +249,15 @@ async def refresh(
     token_hash = hash_refresh_token(token)
 
     async def attempt() -> TokenPair:
-        return await _refresh(svc, key, token_hash, place, client_id=client_id, ip=ip, scope=scope)
+        return await _refresh(
+            svc,
+            key,
+            token_hash,
+            place,
+            client_id=client_id,
+            ip=ip,
+            narrowed=_Narrowed(scope, resource),
+        )
 
     pair = await revocation.after_cut_off(attempt, svc.sleep)
     svc.metrics.tokens_issued.labels("refresh_token").inc()
@@ -230,14 +272,15 @@ async def _refresh(
     *,
     client_id: str | None,
     ip: str | None,
-    scope: frozenset[str] | None,
+    narrowed: _Narrowed,
 ) -> TokenPair:
     now = svc.clock()
     async with svc.sessions() as db:
         found = await _find_locked(db, token_hash, place)
         if found is None:
             raise _grant_error(_NOT_VALID)
-        refusal = _refusal(svc.settings, found, client_id, now)
+        strict = await must_authenticate(db, svc.settings, found.session.client_id)
+        refusal = _refusal(svc.settings, found, client_id, now, strict=strict)
         if refusal is not None:
             raise _grant_error(refusal)
         row = found.row
@@ -245,7 +288,7 @@ async def _refresh(
             retired = await _to_retire(db, row, now, svc.settings.refresh_reuse_grace)
             if retired is not None:
                 pair = await _rotate(
-                    svc, db, key, found, row, retired=retired, scope=scope, now=now
+                    svc, db, key, found, row, retired=retired, narrowed=narrowed, now=now
                 )
                 if pair is not None:
                     await db.commit()
@@ -302,10 +345,13 @@ async def _find_locked(
     return _Found(None, session, user, place.seq)
 
 
-def _refusal(settings: Settings, found: _Found, client_id: str | None, now: datetime) -> str | None:
-    """Why this token cannot be used, whatever its place in the lineage; None if it can."""
+def _refusal(
+    settings: Settings, found: _Found, client_id: str | None, now: datetime, *, strict: bool
+) -> str | None:
+    """Why this token cannot be used, whatever its place in the lineage; None if it can.
+    ``strict``: the session's client must authenticate (:func:`must_authenticate`)."""
     session = found.session
-    if not issued_to(settings, session.client_id, client_id):
+    if not issued_to(session.client_id, client_id, must_authenticate=strict):
         return "The refresh token was issued to another client."
     if session.revoked_at is not None:
         return "The session has been signed out."
@@ -318,13 +364,26 @@ def _refusal(settings: Settings, found: _Found, client_id: str | None, now: date
     return None
 
 
-def issued_to(settings: Settings, token_client: str | None, caller: str | None) -> bool:
+def issued_to(token_client: str | None, caller: str | None, *, must_authenticate: bool) -> bool:
     """Whether a token issued to ``token_client`` is the caller's to use or revoke. ``caller``
     names a confidential client only once it has authenticated (clients.py); a caller that names
-    no client may use a public client's tokens, never a confidential client's."""
+    no client may use a public client's tokens, never those of a client that must authenticate
+    (:func:`must_authenticate`)."""
     if caller == token_client:
         return True
-    return caller is None and token_client not in settings.confidential_clients
+    return caller is None and not must_authenticate
+
+
+async def must_authenticate(db: AsyncSession, settings: Settings, client_id: str | None) -> bool:
+    """Whether only ``client_id`` itself, authenticated, may use or revoke its tokens: a client
+    with a secret in the settings, or a registered confidential one. A disabled registered
+    client counts too: nobody may use its tokens any more (it cannot authenticate)."""
+    if client_id is None:
+        return False
+    if client_id in settings.confidential_clients:
+        return True
+    client = await registry.find(db, client_id)
+    return client is not None and (client.confidential or client.disabled)
 
 
 def _is_live(row: RefreshToken) -> bool:
@@ -354,12 +413,17 @@ async def _rotate(
     row: RefreshToken,
     *,
     retired: RefreshToken,
-    scope: frozenset[str] | None,
+    narrowed: _Narrowed,
     now: datetime,
 ) -> TokenPair | None:
     """Retire ``retired`` (``row``, the presented token, or its unused successor), issue its
     successor and sign; None if another step won the race."""
-    scopes = _access_scopes(found.user, svc.settings, scope)
+    scopes = _access_scopes(found.user, svc.settings, narrowed.scope)
+    audiences = grants.audiences_for(
+        svc.settings,
+        narrowed.resource,
+        grants.session_audiences(svc.settings, found.session.audiences),
+    )
     revocation.check_cut_off(found.user, now)  # before any write: the attempt is tried again
     new, refresh_token = _new_link(svc.refresh_key, found.session.id, retired.seq + 1, now)
     if not await _retire(db, row, retired, new.id, now):
@@ -374,6 +438,7 @@ async def _rotate(
         found.session,
         refresh_token=refresh_token,
         scopes=scopes,
+        audiences=audiences,
         now=now,
     )
 
@@ -568,7 +633,8 @@ async def _revoke_refresh_token(svc: Services, token: str, client_id: str | None
         session = None if session_id is None else await db.get(DeviceSession, session_id)
         if session is None:
             return False
-        if not issued_to(svc.settings, session.client_id, client_id):
+        strict = await must_authenticate(db, svc.settings, session.client_id)
+        if not issued_to(session.client_id, client_id, must_authenticate=strict):
             raise _not_the_callers()
         await _sign_out(db, svc.settings, session, "revoked_by_client", now)
     return True
@@ -582,23 +648,23 @@ async def _legacy_session(db: AsyncSession, token: str) -> str | None:
 
 
 async def _revoke_access_token(svc: Services, token: str, client_id: str | None) -> bool:
-    """Revoke an access token this service signed and that is still valid; False otherwise.
-    The event lives until the token's own ``exp`` plus the leeway, once per token."""
+    """Revoke an access token this service signed and that is still valid, whatever its
+    audience; False otherwise. The event lives until the token's own ``exp`` plus the leeway,
+    once per token."""
     try:
-        principal = await svc.verifier.verify(token)
+        principal = await grants.verify_issued(svc, token)
     except TokenError:
         return False
     claims = principal.claims
-    token_client = claims.get("client_id")
-    if not issued_to(
-        svc.settings, token_client if isinstance(token_client, str) else None, client_id
-    ):
-        raise _not_the_callers()
-    jti, exp = claims.get("jti"), claims.get("exp")
-    if not isinstance(jti, str) or not isinstance(exp, int):
-        return True  # not ours to revoke one by one (every token this service signs has both)
+    token_client = principal.client_id
     now = svc.clock()
     async with svc.sessions() as db:
+        strict = await must_authenticate(db, svc.settings, token_client)
+        if not issued_to(token_client, client_id, must_authenticate=strict):
+            raise _not_the_callers()
+        jti, exp = claims.get("jti"), claims.get("exp")
+        if not isinstance(jti, str) or not isinstance(exp, int):
+            return True  # not ours to revoke one by one (every token this service signs has both)
         if not await revocation.is_jti_revoked(db, jti, now):
             expires_at = datetime.fromtimestamp(exp, UTC) + revocation.LEEWAY
             await revocation.record(db, svc.settings, "jti", jti, now, expires_at=expires_at)

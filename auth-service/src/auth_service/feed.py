@@ -3,7 +3,7 @@
 Edges verify access tokens locally and never call the issuer per request, so they follow this feed
 in the background and keep a deny-set of what it lists (:mod:`auth_service.revocation` records the
 events: logout, device sign-out, logout everywhere, disable, role and password change, RFC 7009
-revocation, refresh-token reuse, key revocation).
+revocation, refresh-token reuse, key revocation, a registered client disabled or removed).
 
 **Reading.** A cursor is ``<epoch>:<id>``: the database's epoch (random, made by its migration)
 and the id of the last event the follower has. The events after it are read in id order, at most
@@ -67,7 +67,15 @@ _WAIT = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,10})?(?:[eE][+-]?[0-9]{1,3})?")
 WAIT_PATTERN: Final = f"^{_WAIT.pattern}$"
 
 # The field that names what an event revokes, by kind.
-_VALUE_FIELD: Final = {"session": "sid", "user": "sub", "jti": "jti", "key": "kid"}
+_VALUE_FIELD: Final = {
+    "session": "sid",
+    "user": "sub",
+    "client": "client_id",
+    "jti": "jti",
+    "key": "kid",
+}
+# The kinds that refuse tokens issued before a time (their ``not_before``).
+_CUT_OFF_KINDS: Final = frozenset({"user", "client"})
 # Session.info keys: the process's signal (set on the sessionmaker), and "this transaction
 # recorded an event" (set by lock_for_insert, read by the after-commit hook).
 _SIGNAL: Final = "gatepass.revocation_feed.signal"
@@ -138,7 +146,7 @@ def event_json(row: RevocationEvent) -> dict[str, Any] | None:
     if field is None:
         return None
     body: dict[str, Any] = {"id": row.id, "kind": row.kind, field: row.value}
-    if row.kind == "user":
+    if row.kind in _CUT_OFF_KINDS:
         body["not_before"] = _seconds(row.not_before or row.created_at)
     body["expires_at"] = _seconds(row.expires_at)
     return body
@@ -318,10 +326,12 @@ class Feed:
 
 
 def warn_if_unreadable(settings: Settings) -> None:
-    """Outside development, a feed without readers can be read by nobody: the edges learn no
-    revocation until ``FEED_READ_TOKENS`` is set. Said once, at start."""
+    """Outside development, a feed without static readers can be read by registered services
+    alone (a service token with ``revocations:read``): an edge with neither learns no revocation.
+    Said once, at start."""
     if not settings.is_development and not settings.feed_read_tokens:
         log.warning(
-            "no revocation feed reader is configured (GATEPASS_AUTH_FEED_READ_TOKENS): every "
-            "GET /revocations gets 401, and edges learn no revocation before tokens expire"
+            "no revocation feed reader is configured (GATEPASS_AUTH_FEED_READ_TOKENS): only "
+            "registered services with a service token (scope revocations:read) can read "
+            "GET /revocations; an edge with neither learns no revocation before tokens expire"
         )

@@ -45,6 +45,8 @@ class Session(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
+    # The audiences the session's user tokens name; None: the app default (settings).
+    audiences: Mapped[list[str] | None]
 
 
 # A live refresh token: neither exchanged nor superseded. A session has at most one.
@@ -83,6 +85,40 @@ class RefreshToken(Base):
     superseded_at: Mapped[datetime | None]
 
 
+class Client(Base):
+    """A registered OAuth client (``registry.py``): a service that gets tokens of its own or
+    exchanges users' tokens, or an app. A secret is kept as its SHA-256 only; keys as public JWKs
+    (``jwks``) or where to fetch them (``jwks_uri``)."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # service | app
+    # private_key_jwt | client_secret_basic | none
+    auth_method: Mapped[str] = mapped_column(String(32))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    jwks: Mapped[dict[str, Any] | None]
+    jwks_uri: Mapped[str | None] = mapped_column(String(2048))
+    audiences: Mapped[list[str]]  # the audiences it may ask for
+    scopes: Mapped[list[str]]  # the scopes it may hold
+    resource: Mapped[str | None] = mapped_column(String(100))  # the audience it serves itself
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ClientAssertion(Base):
+    """A client assertion's ``jti`` seen (RFC 7523 §3), kept until the assertion expires: the
+    primary key is SHA-256 hex of client id and jti, so a second use fails its insert on any
+    replica."""
+
+    __tablename__ = "client_assertions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class SigningKey(Base):
     """A signing key: ``next`` -> ``active`` -> ``retired`` -> deleted; or ``revoked`` at once."""
 
@@ -114,8 +150,9 @@ class RevocationEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # session | user | jti | key
-    value: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # session | user | client | jti | key
+    # A sid, a sub (a user id, or a client id: up to 100 characters), a client id, a jti or a kid.
+    value: Mapped[str] = mapped_column(String(100))
     not_before: Mapped[datetime | None]
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)

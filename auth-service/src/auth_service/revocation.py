@@ -32,7 +32,7 @@ from auth_service.models import RevocationEvent, SecurityEvent, User
 from auth_service.models import Session as DeviceSession
 from gatepass.text import printable
 
-EventKind = Literal["session", "user", "jti", "key"]
+EventKind = Literal["session", "user", "client", "jti", "key"]
 LEEWAY = timedelta(seconds=60)
 # A cut-off is at most a second ahead of the clock that set it; more is skew between replicas.
 MAX_CUT_OFF_WAIT = 1.0
@@ -206,8 +206,30 @@ async def is_revoked(db: AsyncSession, claims: dict[str, Any], now: datetime) ->
         session = await db.get(DeviceSession, sid)
         if session is None or session.revoked_at is not None or session.expires_at <= now:
             return True
+    client_id = claims.get("client_id")
+    if isinstance(client_id, str) and await is_client_revoked(db, client_id, iat, now):
+        return True  # issued to a client since disabled or removed (a token it exchanged)
     jti = claims.get("jti")
     return isinstance(jti, str) and await is_jti_revoked(db, jti, now)
+
+
+async def is_client_revoked(
+    db: AsyncSession, client_id: str, issued_at: datetime, now: datetime
+) -> bool:
+    """Whether a live ``client`` event (its client disabled or removed, see ``registry``) cuts
+    off a token issued to ``client_id`` at ``issued_at``: the service's own tokens and those it
+    got by token exchange for users alike (their ``client_id`` claim is the service's)."""
+    found = await db.scalar(
+        select(RevocationEvent.id)
+        .where(
+            RevocationEvent.kind == "client",
+            RevocationEvent.value == client_id,
+            RevocationEvent.not_before > issued_at,
+            RevocationEvent.expires_at > now,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def is_jti_revoked(db: AsyncSession, jti: str, now: datetime) -> bool:

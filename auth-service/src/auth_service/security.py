@@ -65,6 +65,9 @@ async def current_caller(
         raise challenges.problem(exc, REALM) from None
     if principal is None:
         raise challenges.no_token(REALM)
+    if principal.is_service or principal.act is not None:
+        # Users' own routes: a service's token, or one acting for a user, is never the user.
+        raise challenges.caller_not_allowed("user", REALM)
     claims = dict(principal.claims)
     async with svc.sessions() as db:
         if await revocation.is_revoked(db, claims, svc.clock()):

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -126,11 +126,26 @@ def parse_scope(value: str) -> frozenset[str] | None:
 
 @dataclass(frozen=True)
 class AccessGrant:
-    user_id: str
+    """What an access token says. ``subject`` is a user id, or a client id for a service's own
+    token (no session then); ``act`` names the service acting for the subject (RFC 8693 §4.1).
+
+    ``ttl`` overrides the settings' access-token lifetime; ``not_after`` caps ``exp`` (an
+    exchanged token never outlives the token it was exchanged for)."""
+
+    subject: str
     session_id: str | None
     client_id: str
     scopes: list[str]
     audience: list[str]
+    act: dict[str, Any] | None = None
+    ttl: int | None = None
+    not_after: int | None = None
+
+
+@dataclass(frozen=True)
+class SignedAccessToken:
+    token: str = field(repr=False)
+    expires_in: int
 
 
 def sign_access_token(
@@ -138,12 +153,22 @@ def sign_access_token(
 ) -> str:
     """Sign with ``key``, fetched by the caller *before* it opens a database transaction (a
     snapshot reload needs a connection of its own, and must never wait on one held by itself)."""
+    return issue_access_token(key, settings, grant, now).token
+
+
+def issue_access_token(
+    key: SigningMaterial, settings: Settings, grant: AccessGrant, now: datetime
+) -> SignedAccessToken:
+    """:func:`sign_access_token`, with the token's lifetime in seconds (``expires_in``)."""
     iat = int(now.timestamp())
+    exp = iat + (grant.ttl if grant.ttl is not None else settings.access_token_ttl)
+    if grant.not_after is not None:
+        exp = min(exp, grant.not_after)
     claims: dict[str, Any] = {
         "iss": settings.issuer,
-        "sub": grant.user_id,
+        "sub": grant.subject,
         "aud": grant.audience[0] if len(grant.audience) == 1 else grant.audience,
-        "exp": iat + settings.access_token_ttl,
+        "exp": exp,
         "iat": iat,
         "jti": secrets.token_urlsafe(16),
         "client_id": grant.client_id,
@@ -151,9 +176,12 @@ def sign_access_token(
     }
     if grant.session_id:
         claims["sid"] = grant.session_id
-    return jwt.encode(
+    if grant.act is not None:
+        claims["act"] = grant.act
+    token = jwt.encode(
         claims,
         key.private_key,
         algorithm=key.alg,
         headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
     )
+    return SignedAccessToken(token, exp - iat)

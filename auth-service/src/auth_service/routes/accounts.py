@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from auth_service import accounts, clients, devices
+from auth_service import accounts, clients, devices, grants, registry
 from auth_service.errors import NO_STORE, ClientAuthenticationError, OAuthError
 from auth_service.security import CALLER_ANSWERS, CurrentCaller, client_ip
-from auth_service.state import Svc
+from auth_service.state import Services, Svc
 from gatepass.openapi import (
     RETRY_AFTER,
     bearer_security,
@@ -20,6 +20,7 @@ from gatepass.openapi import (
     merge_responses,
     problem_responses,
 )
+from gatepass.problems import ProblemError
 from gatepass.text import OneLine, printable
 
 router = APIRouter(tags=["accounts"])
@@ -33,6 +34,9 @@ DisplayName = Annotated[str, Field(max_length=100), OneLine]
 # stored or queried as text (only its hash), so the password policy alone judges its characters.
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 USER_AGENT_MAX = 512  # sessions.user_agent
+# An audience identifier (RFC 8707 ``resource``): a configured name or URI; a login names a few.
+Audience = Annotated[str, Field(min_length=1, max_length=200), OneLine]
+MAX_RESOURCES = 20
 
 
 class SignupIn(BaseModel):
@@ -52,6 +56,10 @@ class LoginIn(BaseModel):
     email: Email
     password: Password
     client_id: Annotated[str | None, Field(max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None
+    # RFC 8707: the audiences the session's access tokens name (default: all the client may).
+    resource: (
+        Audience | Annotated[list[Audience], Field(min_length=1, max_length=MAX_RESOURCES)] | None
+    ) = None
 
 
 class LoginOut(BaseModel):
@@ -61,6 +69,15 @@ class LoginOut(BaseModel):
     refresh_token: str
     session_id: str
     scope: str
+
+
+class InvalidTargetError(ProblemError):
+    """A login asking for an audience that is not configured or not the client's to ask for
+    (RFC 8707 §2 ``invalid_target``, as a problem like the login's other answers)."""
+
+    status = 400
+    code = "invalid_target"
+    title = "Invalid audience"
 
 
 class PasswordChangeIn(BaseModel):
@@ -114,11 +131,14 @@ async def signup(body: SignupIn, request: Request, svc: Svc) -> SignupOut:
     "/login",
     response_model=LoginOut,
     responses=problem_responses(
+        400,
         401,
         403,
         429,
         503,
         descriptions={
+            400: "`invalid_target`: a `resource` that is not a configured audience, or one the "
+            "client may not ask for (RFC 8707 §2).",
             401: "Unknown email or wrong password (one answer for both); or `invalid_client`: "
             "the body names a confidential client that did not authenticate with HTTP Basic.",
             403: "The account is disabled.",
@@ -137,6 +157,7 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
         client_id = await clients.login_client(svc, request, body.client_id, ip)
     except OAuthError as exc:
         raise ClientAuthenticationError(exc.status, exc.description, exc.headers) from exc
+    audiences = await _login_audiences(svc, client_id, body.resource)
     user = await accounts.authenticate(svc, body.email, body.password, ip)
     pair = await devices.open_session(
         svc,
@@ -144,6 +165,7 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
         client_id=client_id,
         user_agent=printable(request.headers.get("user-agent"), USER_AGENT_MAX),
         ip=ip,
+        audiences=audiences,
     )
     out = LoginOut(
         access_token=pair.access_token,
@@ -153,6 +175,22 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
         scope=pair.scope,
     )
     return JSONResponse(out.model_dump(), headers=NO_STORE)
+
+
+async def _login_audiences(
+    svc: Services, client_id: str, resource: str | list[str] | None
+) -> list[str]:
+    """The session's audiences: those asked for, or all the client may ask for (a registered
+    client's own, else the settings' ``app_audiences``); checked before the password is."""
+    async with svc.sessions() as db:
+        client = await registry.find(db, client_id)
+    requested = [resource] if isinstance(resource, str) else resource or []
+    try:
+        return grants.audiences_for(
+            svc.settings, requested, grants.app_audiences(svc.settings, client)
+        )
+    except OAuthError as exc:
+        raise InvalidTargetError(exc.description) from exc
 
 
 @router.get(

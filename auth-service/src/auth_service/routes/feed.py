@@ -1,9 +1,12 @@
 """``GET /revocations``: the revocation feed the edges follow (its logic: :mod:`auth_service.feed`).
 
 Readers present a bearer token of ``FEED_READ_TOKENS`` (name -> token), compared in constant time
-with every configured one; the name is what logs and metrics show. In development with no reader
-configured the feed is anonymous; otherwise a request without a known token gets 401. The route's
-OpenAPI security follows the settings, so each app's document says which.
+with every configured one; the name is what logs and metrics show. A registered service may read
+it with a service token of its own instead (client credentials, audience this service's own,
+scope ``revocations:read``): its client id is then the reader's name. In development with no
+reader configured the feed is anonymous; otherwise a request without a known token, or with a
+token of a user, gets 401, and a service token without the scope 403. The route's OpenAPI
+security follows the settings, so each app's document says which.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SecretStr
 
-from auth_service import feed
+from auth_service import feed, grants
 from auth_service.config import Settings
 from auth_service.errors import InvalidFeedRequestError
 from auth_service.routes.jwks import if_none_match
 from auth_service.security import REALM, bearer_token, client_ip
-from auth_service.state import Svc
+from auth_service.state import Services, Svc
 from gatepass import challenges
-from gatepass.core.errors import GatepassError, TokenError
+from gatepass.core.errors import GatepassError, RevokedTokenError, TokenError
 from gatepass.openapi import (
     CHALLENGE,
     Header,
@@ -41,6 +44,7 @@ log = logging.getLogger("gatepass.auth.feed")
 ANONYMOUS = "anonymous"
 UNKNOWN = "unknown"  # the reader of a refused request, in metrics
 NO_STORE = "no-store"
+READ_SCOPE = "revocations:read"  # what a service token needs to read the feed
 
 
 class UnknownFeedTokenError(TokenError):
@@ -72,6 +76,17 @@ class UserEvent(BaseModel):
     expires_at: int
 
 
+class ClientEvent(BaseModel):
+    """Refuse tokens whose ``client_id`` claim is ``client_id`` and whose ``iat`` is before
+    ``not_before`` (keep the latest): a registered client was disabled or removed."""
+
+    id: int
+    kind: Literal["client"]
+    client_id: str
+    not_before: int
+    expires_at: int
+
+
 class JtiEvent(BaseModel):
     """Refuse the token whose ``jti`` is ``jti``."""
 
@@ -90,7 +105,9 @@ class KeyEvent(BaseModel):
     expires_at: int
 
 
-FeedEvent = Annotated[SessionEvent | UserEvent | JtiEvent | KeyEvent, Field(discriminator="kind")]
+FeedEvent = Annotated[
+    SessionEvent | UserEvent | ClientEvent | JtiEvent | KeyEvent, Field(discriminator="kind")
+]
 
 
 class FeedPage(BaseModel):
@@ -140,11 +157,14 @@ def _answers(anonymous: bool) -> Responses:
         problem_responses(
             400,
             401,
+            403,
             descriptions={
                 400: _MALFORMED + ", or the `Authorization` header is (two, or a malformed token).",
-                401: "No feed read token, or one that is not configured.",
+                401: "No feed read token, or one that is not configured; nor a valid service "
+                "token (a user's access token is refused).",
+                403: f"A service token without the scope `{READ_SCOPE}`.",
             },
-            headers={400: [_CHALLENGE_IF_HEADER], 401: [CHALLENGE]},
+            headers={400: [_CHALLENGE_IF_HEADER], 401: [CHALLENGE], 403: [CHALLENGE]},
         ),
     )
 
@@ -190,7 +210,7 @@ async def revocations(
     request: Request, svc: Svc, cursor: CursorParam = None, wait: WaitParam = None
 ) -> Response:
     try:
-        reader = feed_reader(request, svc.settings)
+        reader = await feed_reader(request, svc)
     except ProblemError as refusal:
         svc.metrics.feed_requests.labels(UNKNOWN, str(refusal.status)).inc()
         raise
@@ -260,9 +280,11 @@ def _parameters(
     return after, seconds
 
 
-def feed_reader(request: Request, settings: Settings) -> str:
+async def feed_reader(request: Request, svc: Services) -> str:
     """The name of the reader the request's bearer token belongs to (``anonymous`` where the
-    feed is); else the 401 (or the 400 of a malformed ``Authorization`` header) to answer."""
+    feed is; a client id for a service token); else the 401 (or the 400 of a malformed
+    ``Authorization`` header, or the 403 of a service token without the scope) to answer."""
+    settings = svc.settings
     if settings.feed_is_anonymous:
         return ANONYMOUS
     try:
@@ -273,10 +295,30 @@ def feed_reader(request: Request, settings: Settings) -> str:
         raise challenges.no_token(REALM)
     name = reader_named(settings.feed_read_tokens, token)
     if name is None:
+        name = await service_reader(svc, token)
+    if name is None:
         client = client_ip(request)
         log.warning("revocation feed: unknown read token refused", extra={"client": client})
         raise challenges.problem(UnknownFeedTokenError(), REALM)
     return name
+
+
+async def service_reader(svc: Services, token: str) -> str | None:
+    """The client id of a service token that may read the feed; None for anything else that is
+    no service token (a user's, an exchanged one, one that does not verify). A service token
+    that its client can no longer use is a 401, one without the scope a 403."""
+    try:
+        principal = await svc.verifier.verify(token)
+    except GatepassError:
+        return None
+    if not grants.is_service_token(principal):
+        return None
+    async with svc.sessions() as db:
+        if await grants.service_token_revoked(db, principal, svc.clock()):
+            raise challenges.problem(RevokedTokenError(), REALM)
+    if READ_SCOPE not in principal.scopes:
+        raise challenges.insufficient_scope((READ_SCOPE,), REALM)
+    return principal.sub
 
 
 def reader_named(readers: Mapping[str, SecretStr], presented: str) -> str | None:

@@ -6,17 +6,18 @@ All take ``application/x-www-form-urlencoded`` bodies and answer errors as RFC 6
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from auth_service import clients, devices, revocation
+from auth_service import clients, devices, grants, revocation
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.security import client_ip
-from auth_service.state import Svc
+from auth_service.state import Services, Svc
 from auth_service.tokens import parse_scope
 from gatepass.core.errors import TokenError
 from gatepass.openapi import (
@@ -34,20 +35,25 @@ router = APIRouter(tags=["oauth"])
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 20
+# The parameters that may repeat: RFC 8707 §2 ``resource``, RFC 8693 §2.1 ``audience``.
+REPEATABLE = frozenset({"resource", "audience"})
 
 
 # -- what the OpenAPI document says (the routes read their forms themselves, see read_form) --------
 
 
 class TokenResponse(BaseModel):
-    """RFC 6749 §5.1, plus the session the tokens belong to."""
+    """RFC 6749 §5.1, plus the session the tokens belong to (the refresh grant's answer); a
+    service grant's answer has no refresh token and no session, a token exchange's says what it
+    issued (RFC 8693 §2.2.1)."""
 
     access_token: str
     token_type: Literal["Bearer"]
     expires_in: int
-    refresh_token: str
-    session_id: str
     scope: str
+    refresh_token: str | None = None
+    session_id: str | None = None
+    issued_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | None = None
 
 
 class IntrospectionResponse(BaseModel):
@@ -64,6 +70,9 @@ class IntrospectionResponse(BaseModel):
     sid: str | None = None
     client_id: str | None = None
     scope: str | None = None
+    act: dict[str, Any] | None = Field(
+        None, description="RFC 8693 §4.1: the service acting for `sub` (an exchanged token)."
+    )
 
 
 _NO_STORE_HEADERS = {
@@ -81,14 +90,51 @@ _CLIENT_REFUSED = {
     401: "Client authentication failed (RFC 6749 §5.2 `invalid_client`).",
     429: "Too many failed client authentications from this address or for this client.",
 }
+_REPEATED = {"type": "array", "items": {"type": "string"}}
 TOKEN_FORM = {
     "grant_type": FormField(
-        "Only `refresh_token` is supported.", required=True, schema={"enum": ["refresh_token"]}
+        "`refresh_token` (RFC 6749 §6); `client_credentials` (§4.4, registered services only); "
+        f"`{grants.TOKEN_EXCHANGE}` (RFC 8693, registered services only).",
+        required=True,
+        schema={"enum": ["refresh_token", grants.CLIENT_CREDENTIALS, grants.TOKEN_EXCHANGE]},
     ),
-    "refresh_token": FormField("The refresh token from the last login or refresh.", required=True),
-    "scope": FormField("Narrow the new access token to these scopes (RFC 6749 §6)."),
-    "client_id": FormField("The client the refresh token was issued to."),
+    "refresh_token": FormField(
+        "`refresh_token` grant: the refresh token from the last login or refresh."
+    ),
+    "scope": FormField(
+        "Narrow the access token to these scopes: within the session's grant (refresh), the "
+        "client's allowed scopes (client credentials), or the subject token's scopes and the "
+        "client's (token exchange). Default: all of them."
+    ),
+    "resource": FormField(
+        "RFC 8707: an audience the access token is for (may repeat): within the session's "
+        "audiences (refresh) or the client's allowed audiences. Default: all of them.",
+        schema=_REPEATED,
+    ),
+    "audience": FormField(
+        "RFC 8693: an audience the access token is for (may repeat), as `resource`.",
+        schema=_REPEATED,
+    ),
+    "subject_token": FormField(
+        "Token exchange: the user's access token the client was called with (its audience must "
+        "be the client's own)."
+    ),
+    "subject_token_type": FormField(
+        f"Token exchange: `{grants.ACCESS_TOKEN_TYPE}`.",
+        schema={"enum": [grants.ACCESS_TOKEN_TYPE]},
+    ),
+    "requested_token_type": FormField(
+        f"Token exchange: `{grants.ACCESS_TOKEN_TYPE}` (the default and the only one).",
+        schema={"enum": [grants.ACCESS_TOKEN_TYPE]},
+    ),
+    "client_id": FormField("The client: the one the refresh token was issued to."),
     "client_secret": FormField("A confidential client's secret, when not sent with HTTP Basic."),
+    "client_assertion_type": FormField(
+        "RFC 7523 `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`."
+    ),
+    "client_assertion": FormField(
+        "RFC 7523 `private_key_jwt`: a JWT the client signed with one of its registered keys."
+    ),
 }
 REVOKE_FORM = {
     "token": FormField("The refresh token or the access token to revoke.", required=True),
@@ -105,8 +151,31 @@ INTROSPECT_FORM = {
 }
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """Parse a form body strictly: right media type, UTF-8, each parameter at most once.
+class Form(Mapping[str, str]):
+    """A parsed form body: each parameter once, by name; a parameter that may repeat
+    (:data:`REPEATABLE`) is read with :meth:`many` alone (it is no key of the mapping)."""
+
+    def __init__(self, single: dict[str, str], repeated: dict[str, list[str]]) -> None:
+        self._single = single
+        self._repeated = repeated
+
+    def __getitem__(self, name: str) -> str:
+        return self._single[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._single)
+
+    def __len__(self) -> int:
+        return len(self._single)
+
+    def many(self, name: str) -> list[str]:
+        """Every value of a repeatable parameter, in order; empty when it was not sent."""
+        return list(self._repeated.get(name, ()))
+
+
+async def read_form(request: Request) -> Form:
+    """Parse a form body strictly: right media type, UTF-8, each parameter at most once but
+    ``resource`` and ``audience``.
 
     Error descriptions are fixed text: nothing the client sent is echoed (RFC 6749 §5.2 allows
     only part of ASCII there, and an echo would be the client's to craft)."""
@@ -122,15 +191,19 @@ async def read_form(request: Request) -> dict[str, str]:
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise OAuthError("invalid_request", "The form body could not be parsed.") from exc
-    form: dict[str, str] = {}
+    single: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     for name, value in pairs:
-        if name in form:
+        if name in REPEATABLE:
+            repeated.setdefault(name, []).append(value)
+            continue
+        if name in single:
             raise OAuthError("invalid_request", "A parameter is repeated.")
-        form[name] = value
-    return form
+        single[name] = value
+    return Form(single, repeated)
 
 
-def _required(form: dict[str, str], name: str) -> str:
+def _required(form: Mapping[str, str], name: str) -> str:
     """A parameter that must be present and non-empty; ``name`` is ours, never the client's."""
     value = form.get(name, "")
     if not value:
@@ -138,8 +211,8 @@ def _required(form: dict[str, str], name: str) -> str:
     return value
 
 
-def _requested_scope(form: dict[str, str]) -> frozenset[str] | None:
-    """The refresh grant's optional ``scope`` (RFC 6749 §6): None when absent."""
+def _requested_scope(form: Mapping[str, str]) -> frozenset[str] | None:
+    """The optional ``scope`` (RFC 6749 §3.3): None when absent."""
     if "scope" not in form:
         return None
     scope = parse_scope(form["scope"])
@@ -158,8 +231,10 @@ def _requested_scope(form: dict[str, str]) -> frozenset[str] | None:
             401,
             429,
             descriptions={
-                400: "`invalid_request`, `invalid_grant`, `unsupported_grant_type` or "
-                "`invalid_scope` (RFC 6749 §5.2).",
+                400: "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, "
+                "`invalid_scope` (RFC 6749 §5.2), `unauthorized_client` (a grant for registered "
+                "services only) or `invalid_target` (an audience unknown or not allowed, "
+                "RFC 8707 §2).",
                 **_CLIENT_REFUSED,
             },
             headers=_CLIENT_CHALLENGES,
@@ -174,22 +249,34 @@ def _requested_scope(form: dict[str, str]) -> frozenset[str] | None:
 )
 async def token(request: Request, svc: Svc) -> JSONResponse:
     form = await read_form(request)
-    client_id = await clients.token_client(svc, request, form, client_ip(request))
+    caller = await clients.token_caller(svc, request, form, client_ip(request))
     grant_type = _required(form, "grant_type")
-    if grant_type != "refresh_token":
+    if grant_type == "refresh_token":
+        body = await _refresh_grant(svc, form, caller, client_ip(request))
+    elif grant_type == grants.CLIENT_CREDENTIALS:
+        body = await _client_credentials_grant(svc, form, caller)
+    elif grant_type == grants.TOKEN_EXCHANGE:
+        body = await _token_exchange_grant(svc, form, caller)
+    else:
         raise OAuthError("unsupported_grant_type", "The grant type is not supported.")
+    return JSONResponse(body, headers=NO_STORE)
+
+
+async def _refresh_grant(
+    svc: Services, form: Form, caller: clients.TokenCaller, ip: str
+) -> dict[str, Any]:
     refresh_token = _required(form, "refresh_token")
     if len(refresh_token) > 512:
         raise OAuthError("invalid_grant", "The refresh token is not valid.")
-    scope = _requested_scope(form)
     pair = await devices.refresh(
         svc,
         refresh_token,
-        client_id=client_id,
-        ip=client_ip(request),
-        scope=scope,
+        client_id=caller.client_id,
+        ip=ip,
+        scope=_requested_scope(form),
+        resource=form.many("resource"),
     )
-    body = {
+    return {
         "access_token": pair.access_token,
         "token_type": "Bearer",
         "expires_in": pair.expires_in,
@@ -197,10 +284,53 @@ async def token(request: Request, svc: Svc) -> JSONResponse:
         "session_id": pair.session_id,
         "scope": pair.scope,
     }
-    return JSONResponse(body, headers=NO_STORE)
 
 
-INTROSPECTED = ("iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope")
+async def _client_credentials_grant(
+    svc: Services, form: Form, caller: clients.TokenCaller
+) -> dict[str, Any]:
+    client = grants.service_client(caller)
+    issued = await grants.client_credentials(
+        svc, client, scope=_requested_scope(form), audiences=_targets(form)
+    )
+    return _service_answer(issued)
+
+
+async def _token_exchange_grant(
+    svc: Services, form: Form, caller: clients.TokenCaller
+) -> dict[str, Any]:
+    client = grants.service_client(caller)
+    subject_token = _required(form, "subject_token")
+    if _required(form, "subject_token_type") != grants.ACCESS_TOKEN_TYPE:
+        raise OAuthError("invalid_request", "Only access tokens can be exchanged.")
+    if form.get("requested_token_type", grants.ACCESS_TOKEN_TYPE) != grants.ACCESS_TOKEN_TYPE:
+        raise OAuthError("invalid_request", "Only access tokens can be issued.")
+    if "actor_token" in form or "actor_token_type" in form:
+        raise OAuthError("invalid_request", "Actor tokens are not supported.")
+    targets = _targets(form)
+    if not targets:
+        raise OAuthError("invalid_request", "The parameter audience or resource is missing.")
+    issued = await grants.exchange(
+        svc, client, subject_token, audiences=targets, scope=_requested_scope(form)
+    )
+    return {**_service_answer(issued), "issued_token_type": grants.ACCESS_TOKEN_TYPE}
+
+
+def _targets(form: Form) -> list[str]:
+    """The audiences asked for, by ``resource`` (RFC 8707) and ``audience`` (RFC 8693) alike."""
+    return [*form.many("resource"), *form.many("audience")]
+
+
+def _service_answer(issued: grants.IssuedToken) -> dict[str, Any]:
+    return {
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    }
+
+
+INTROSPECTED = ("iss", "sub", "aud", "exp", "iat", "jti", "sid", "client_id", "scope", "act")
 
 
 @router.post(
@@ -220,14 +350,18 @@ async def introspect(request: Request, svc: Svc) -> JSONResponse:
     form = await read_form(request)
     token = _required(form, "token")
     try:
-        principal = await svc.verifier.verify(token)
+        principal = await grants.verify_issued(svc, token)
     except TokenError:
         return JSONResponse({"active": False}, headers=NO_STORE)
     claims = dict(principal.claims)
     now = svc.clock()
     async with svc.sessions() as db:
-        if await revocation.is_revoked(db, claims, now):
-            return JSONResponse({"active": False}, headers=NO_STORE)
+        if grants.is_service_token(principal):
+            revoked = await grants.service_token_revoked(db, principal, now)
+        else:
+            revoked = await revocation.is_revoked(db, claims, now)
+    if revoked:
+        return JSONResponse({"active": False}, headers=NO_STORE)
     body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
     body.update({name: claims[name] for name in INTROSPECTED if name in claims})
     return JSONResponse(body, headers=NO_STORE)

@@ -9,11 +9,17 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from auth_service import clients, grants
 from auth_service.state import Services, Svc
 from gatepass.openapi import METRICS_RESPONSE, problem_responses
 from gatepass.ops import readiness
 
 router = APIRouter(tags=["operations"])
+
+# How a client authenticates at /token and /revoke (auth_service.clients.token_caller): public
+# clients name themselves, confidential ones prove it; private_key_jwt assertions are signed with
+# one of the algorithms of clients.ASSERTION_ALGS.
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
 async def discovery_document(svc: Services) -> dict[str, Any]:
@@ -26,8 +32,9 @@ async def discovery_document(svc: Services) -> dict[str, Any]:
     would be empty is left out (RFC 8414 §3.2).
     """
     base = svc.settings.issuer
-    scopes = sorted({s for scopes in svc.settings.role_scopes.values() for s in scopes})
+    scopes = sorted(svc.settings.known_scopes)  # the roles' and the services' own
     algs = await _published_algs(svc)
+    assertion_algs = sorted(clients.ASSERTION_ALGS)
     document: dict[str, Any] = {
         "issuer": base,
         "jwks_uri": f"{base}/.well-known/jwks.json",
@@ -39,20 +46,18 @@ async def discovery_document(svc: Services) -> dict[str, Any]:
         "signup_endpoint": f"{base}/signup",
         "login_endpoint": f"{base}/login",
         "sessions_endpoint": f"{base}/sessions",
-        "grant_types_supported": ["refresh_token"],
+        "grant_types_supported": [
+            "refresh_token",
+            grants.CLIENT_CREDENTIALS,
+            grants.TOKEN_EXCHANGE,
+        ],
         "response_types_supported": ["none"],
-        # Public clients name themselves; configured ones authenticate (auth_service.clients).
-        "token_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        # Introspecting clients are configured ones, with HTTP Basic only.
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "revocation_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": scopes,
         "subject_types_supported": ["public"],
         "access_token_signing_alg_values_supported": algs,
