@@ -35,6 +35,10 @@ from typing import Any
 
 import httpx
 
+from edge_service_mail.app import CLIENT as MAIL_CLIENT
+from edge_service_video.app import CLIENT as VIDEO_CLIENT
+from gatepass.clientkey import write_private_jwk
+from gatepass.core.jwk import public_of
 from gatepass.launch import LOOPBACK, Service, ServiceStartError, base_url, python_service
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,9 +93,37 @@ def explain(exc: ServiceStartError) -> StackError:
     )
 
 
+def identities() -> dict[str, dict[str, str]]:
+    """The services' own identities: a private key per edge in its data folder (made on the first
+    run), and the auth service's clients file registering each edge as its package asks
+    (``CLIENT`` in each edge's ``app``), rewritten from those keys at every start."""
+    declared: list[dict[str, Any]] = []
+    settings: dict[str, dict[str, str]] = {}
+    for name, registration in (("mail", MAIL_CLIENT), ("video", VIDEO_CLIENT)):
+        key_file = REPO / "data" / name / "client-key.json"
+        if not key_file.exists():
+            write_private_jwk(key_file)
+        public = public_of(json.loads(key_file.read_text(encoding="utf-8")))
+        declared.append(registration.declaration(public))
+        prefix = f"GATEPASS_{name.upper()}_"
+        settings[name] = {
+            f"{prefix}CLIENT_ID": registration.client_id,
+            f"{prefix}CLIENT_KEY_FILE": f"./data/{name}/client-key.json",
+        }
+    clients_file = REPO / "data" / "auth" / "clients.json"
+    clients_file.parent.mkdir(parents=True, exist_ok=True)
+    clients_file.write_text(json.dumps({"clients": declared}, indent=2), encoding="utf-8")
+    settings["auth"] = {"GATEPASS_AUTH_CLIENTS_FILE": "./data/auth/clients.json"}
+    return settings
+
+
 def children(args: argparse.Namespace) -> list[Service]:
-    """The services to run, in start order. Edges come after auth: they fetch its JWKS."""
+    """The services to run, in start order. Edges come after auth: they fetch its JWKS.
+
+    Mail and video call each other (mail asks video on a user's behalf, video tells mail with
+    its own identity), each as the client the auth service's clients file registers."""
     issuer = f"http://{HOST}:{args.auth_port}"
+    own = identities()
     auth = service(
         "auth",
         "auth_service",
@@ -100,6 +132,7 @@ def children(args: argparse.Namespace) -> list[Service]:
             "GATEPASS_AUTH_ENVIRONMENT": "development",
             "GATEPASS_AUTH_DATA_DIR": "./data/auth",
             "GATEPASS_AUTH_ISSUER": issuer,
+            **own["auth"],
         },
     )
     mail = service(
@@ -110,6 +143,8 @@ def children(args: argparse.Namespace) -> list[Service]:
             "GATEPASS_MAIL_ENVIRONMENT": "development",  # API docs at /docs
             "GATEPASS_MAIL_ISSUER": issuer,
             "GATEPASS_MAIL_DATA_DIR": "./data/mail",
+            "GATEPASS_MAIL_VIDEO_URL": base_url(args.video_port, HOST),
+            **own["mail"],
         },
     )
     video = service(
@@ -120,6 +155,8 @@ def children(args: argparse.Namespace) -> list[Service]:
             "GATEPASS_VIDEO_ENVIRONMENT": "development",  # API docs at /docs
             "GATEPASS_VIDEO_ISSUER": issuer,
             "GATEPASS_VIDEO_DATA_DIR": "./data/video",
+            "GATEPASS_VIDEO_MAIL_URL": base_url(args.mail_port, HOST),
+            **own["video"],
         },
     )
     return [auth, mail, video]
@@ -232,12 +269,15 @@ class Demo:
         for person in (alice, bob):
             self.login(person)
         self.decode(alice.tokens["access_token"])
+        for person in (alice, bob):
+            self.open_inbox(person)
         video = self.upload(alice)
+        self.read_inbox(alice)
         self.list_videos(bob)
         self.forbidden_delete(bob, video)
-        self.open_inbox(bob)
-        self.send_mail(alice, bob)
+        message = self.send_mail(alice, bob, video)
         self.read_inbox(bob)
+        self.read_message(bob, message)
         self.forbidden_send(bob)
         self.delete_video(alice, video)
         self.refresh(alice)
@@ -304,6 +344,10 @@ class Demo:
         body = {"title": "Welcome to gatepass", "description": "verified at the edge"}
         video = self.call("video", "POST", "/videos", json=body, headers=person.access).json()
         show(f"video {video['id']} owned by {video['owner']}")
+        show(
+            f"notified: {video.get('notified')}  (video told mail with a token of its own: "
+            "client credentials, aud mail, scope mail:notify)"
+        )
         return str(video["id"])
 
     def list_videos(self, person: Person) -> None:
@@ -322,16 +366,38 @@ class Demo:
         show(f"detail: {response.json().get('detail')}")
 
     def open_inbox(self, person: Person) -> None:
-        self.title(f"{person.name} opens the mail service: GET mail/inbox (empty so far)")
+        self.title(f"{person.name} opens the mail service: GET mail/inbox")
         inbox = self.call("mail", "GET", "/inbox", headers=person.access).json()
         show(f"{len(inbox['items'])} messages; the first request made {person.name}'s mailbox")
         show("mail goes only to a user with a mailbox (else 422 unknown_recipient)")
 
-    def send_mail(self, sender: Person, recipient: Person) -> None:
-        self.title(f"{sender.name} mails {recipient.name}: POST mail/messages (scope mail:send)")
-        body = {"to": recipient.user_id, "subject": "Hello", "body": "Tokens verified locally."}
+    def send_mail(self, sender: Person, recipient: Person, video_id: str) -> str:
+        self.title(
+            f"{sender.name} mails {recipient.name} with her video attached: POST mail/messages "
+            "(scope mail:send)"
+        )
+        body = {
+            "to": recipient.user_id,
+            "subject": "Hello",
+            "body": "Tokens verified locally.",
+            "video_id": video_id,
+        }
         message = self.call("mail", "POST", "/messages", json=body, headers=sender.access).json()
         show(f"message {message['id']} sent")
+        show(
+            f"mail asked video whether {sender.name} may see the video, on her behalf: her token "
+            "exchanged (RFC 8693) for one with aud video, scope video:read, act mail"
+        )
+        return str(message["id"])
+
+    def read_message(self, person: Person, message_id: str) -> None:
+        self.title(
+            f"{person.name} opens it: GET mail/messages/{{id}} (the video's title from video)"
+        )
+        message = self.call("mail", "GET", f"/messages/{message_id}", headers=person.access).json()
+        show(f"{message['subject']!r}: {message['body']!r}")
+        video = message.get("video") or {}
+        show(f"attached video {video.get('id')}: {video.get('title')!r}")
 
     def read_inbox(self, person: Person) -> None:
         self.title(f"{person.name} reads the inbox: GET mail/inbox (scope mail:read, own only)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.identities import auth_identities
 from tests.support.pg import PostgresServer, server_for_tests
 from tests.support.procs import (
     FEED_READERS,
@@ -102,6 +103,7 @@ def auth_env(tmp_path: Path, auth_port: int) -> dict[str, str]:
         "GATEPASS_AUTH_DATA_DIR": str(tmp_path / "auth-data"),
         **FAST_ARGON2,
         **FEED_READERS,
+        **auth_identities(tmp_path),  # mail and video, registered as the edges' clients
     }
 
 

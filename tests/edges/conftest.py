@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.identities import auth_identities, edge_identity
 from tests.support.procs import (
     FEED_READERS,
     FEED_TOKENS,
@@ -81,6 +82,7 @@ class EdgeLauncher:
             f"{edge.prefix}ALLOW_HTTP_ISSUER": "true",  # production mode, plain http on loopback
             f"{edge.prefix}DATA_DIR": str(self._tmp_path / f"{name}-data"),
             f"{edge.prefix}FEED_TOKEN": FEED_TOKENS[edge.name],
+            **edge_settings(edge, edge_identity(self._tmp_path, edge.name)),
             **edge_settings(edge, extra_env or {}),
         }
         service = ServiceProcess(
@@ -97,11 +99,28 @@ class EdgeLauncher:
         service.start()
         return service
 
+    def launch_pair(
+        self, extra_env: Mapping[str, str] | None = None
+    ) -> tuple[ServiceProcess, ServiceProcess]:
+        """Mail and video, each told the other's address (``VIDEO_URL``, ``MAIL_URL``), without
+        waiting for them."""
+        mail_port, video_port = free_port(), free_port()
+        peers = {
+            "GATEPASS_MAIL_VIDEO_URL": f"http://127.0.0.1:{video_port}",
+            "GATEPASS_VIDEO_MAIL_URL": f"http://127.0.0.1:{mail_port}",
+        }
+        settings = {**peers, **(extra_env or {})}
+        return (
+            self.launch(MAIL, settings, port=mail_port),
+            self.launch(VIDEO, settings, port=video_port),
+        )
+
     def both(
         self, extra_env: Mapping[str, str] | None = None, *, timeout: float = READY_TIMEOUT
     ) -> tuple[ServiceProcess, ServiceProcess]:
-        """Mail and video, started side by side (each costs seconds of imports), both ready."""
-        mail, video = self.launch(MAIL, extra_env), self.launch(VIDEO, extra_env)
+        """Mail and video, started side by side (each costs seconds of imports), both ready,
+        each knowing where the other listens."""
+        mail, video = self.launch_pair(extra_env)
         mail.wait_ready(timeout=timeout)
         video.wait_ready(timeout=timeout)
         return mail, video
@@ -140,6 +159,7 @@ def auth_process(
             **AUTH_DEVELOPMENT,
             "GATEPASS_AUTH_ISSUER": f"http://127.0.0.1:{port}",
             "GATEPASS_AUTH_DATA_DIR": str(folder / "auth-data"),
+            **auth_identities(folder),
             **(extra_env or {}),
         },
         cwd=folder,
@@ -178,7 +198,7 @@ def shared_stack(
     launcher = EdgeLauncher(request.node, folder, port, started)
     try:
         # The edges' imports run while the auth service starts; they are ready once it is.
-        mail, video = launcher.launch(MAIL, STACK_EDGES), launcher.launch(VIDEO, STACK_EDGES)
+        mail, video = launcher.launch_pair(STACK_EDGES)
         auth = auth_process(folder, port)
         started.insert(0, auth)
         auth.start()

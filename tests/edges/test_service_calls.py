@@ -1,0 +1,143 @@
+"""Services calling services, across real processes: mail asks video on a user's behalf (token
+exchange), video tells mail with its own identity (client credentials).
+
+Each edge is a client registered at the auth service through its clients file, with a private
+key of its own (``private_key_jwt``): the path a deployment takes (tests/support/identities.py).
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.edges.common import describe
+from tests.edges.conftest import EdgeLauncher, EdgeStack
+from tests.support.auth_client import bearer, jose_part, new_user
+from tests.support.metrics import metric_value, scrape
+from tests.support.procs import ServiceFactory
+
+TITLE = "A walk through gatepass"
+
+
+def upload(client: httpx.Client, video_url: str, token: str) -> dict[str, object]:
+    answer = client.post(
+        f"{video_url}/videos", json={"title": TITLE, "description": "d"}, headers=bearer(token)
+    )
+    assert answer.status_code == 201, describe(answer)
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def open_inbox(client: httpx.Client, mail_url: str, token: str) -> list[dict[str, object]]:
+    answer = client.get(f"{mail_url}/inbox", headers=bearer(token))
+    assert answer.status_code == 200, describe(answer)
+    items: list[dict[str, object]] = answer.json()["items"]
+    return items
+
+
+def send_with_video(
+    client: httpx.Client, mail_url: str, token: str, to: str, video_id: object
+) -> str:
+    draft = {"to": to, "subject": "watch this", "body": "it is short", "video_id": video_id}
+    answer = client.post(f"{mail_url}/messages", json=draft, headers=bearer(token))
+    assert answer.status_code == 201, describe(answer)
+    message_id: str = answer.json()["id"]
+    return message_id
+
+
+def exchanges(client: httpx.Client, auth_url: str) -> float:
+    metrics = scrape(client, auth_url)
+    return metric_value(metrics, "gatepass_auth_tokens_issued_total", {"grant": "token_exchange"})
+
+
+def test_both_flows_end_to_end(edge_stack: EdgeStack) -> None:
+    mail, video = edge_stack.mail.base_url, edge_stack.video.base_url
+    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
+        _, alice, alice_tokens = new_user(client, "alice")
+        _, bob, bob_tokens = new_user(client, "bob")
+    alice_token, bob_token = alice_tokens["access_token"], bob_tokens["access_token"]
+    with httpx.Client(timeout=30) as client:
+        open_inbox(client, mail, alice_token)
+        open_inbox(client, mail, bob_token)
+
+        # video -> mail: the upload puts a notice into the uploader's inbox, sent by video itself.
+        uploaded = upload(client, video, alice_token)
+        assert uploaded["notified"] is True, uploaded
+        notices = [m for m in open_inbox(client, mail, alice_token) if m["from"] == "service:video"]
+        assert [notice["to"] for notice in notices] == [alice], notices
+        assert TITLE in str(notices[0]["body"]) or TITLE in str(notices[0]["subject"])
+
+        # mail -> video: attaching asks video, as Alice, whether the video exists.
+        message_id = send_with_video(client, mail, alice_token, bob, uploaded["id"])
+        read = client.get(f"{mail}/messages/{message_id}", headers=bearer(bob_token))
+        assert read.status_code == 200, describe(read)
+        assert read.json()["video"] == {"id": uploaded["id"], "title": TITLE, "available": True}
+
+        missing = client.post(
+            f"{mail}/messages",
+            json={"to": bob, "subject": "s", "body": "b", "video_id": "vid_doesnotexist"},
+            headers=bearer(alice_token),
+        )
+        assert missing.status_code == 422, describe(missing)
+        assert missing.json()["code"] == "unknown_video"
+
+
+def test_no_call_reaches_the_auth_service_while_the_exchanged_token_is_valid(
+    edge_stack: EdgeStack,
+) -> None:
+    mail, video = edge_stack.mail.base_url, edge_stack.video.base_url
+    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
+        _, alice, tokens = new_user(client, "reader")
+    token = tokens["access_token"]
+    with httpx.Client(timeout=30) as client:
+        open_inbox(client, mail, token)
+        video_id = upload(client, video, token)["id"]
+        message_id = send_with_video(client, mail, token, alice, video_id)
+        first = client.get(f"{mail}/messages/{message_id}", headers=bearer(token))
+        assert first.json()["video"]["available"] is True, describe(first)
+        before = exchanges(client, edge_stack.auth.base_url)
+        for _ in range(20):
+            again = client.get(f"{mail}/messages/{message_id}", headers=bearer(token))
+            assert again.json()["video"]["title"] == TITLE, describe(again)
+        assert exchanges(client, edge_stack.auth.base_url) == before
+
+
+def test_a_users_token_is_never_a_services_and_the_reverse(edge_stack: EdgeStack) -> None:
+    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
+        _, alice, tokens = new_user(client, "caller")
+    with httpx.Client(timeout=30) as client:
+        notice = {"to": alice, "subject": "s", "body": "b"}
+        answer = client.post(
+            f"{edge_stack.mail.base_url}/notifications",
+            json=notice,
+            headers=bearer(tokens["access_token"]),
+        )
+        assert answer.status_code == 403, describe(answer)
+        assert answer.json()["code"] == "caller_not_allowed"
+
+
+def test_cached_tokens_keep_mail_to_video_working_while_auth_is_down(
+    start_auth: ServiceFactory, edges: EdgeLauncher
+) -> None:
+    auth = start_auth()
+    mail, video = (service.base_url for service in edges.both())
+    with httpx.Client(base_url=auth.base_url, timeout=30) as client:
+        _, alice, tokens = new_user(client, "outage")
+    token = tokens["access_token"]
+    assert set(jose_part(token, 1)["aud"]) >= {"mail", "video"}
+    with httpx.Client(timeout=30) as client:
+        open_inbox(client, mail, token)
+        video_id = upload(client, video, token)["id"]
+        message_id = send_with_video(client, mail, token, alice, video_id)
+        warm = client.get(f"{mail}/messages/{message_id}", headers=bearer(token))
+        assert warm.json()["video"]["available"] is True, describe(warm)
+
+        auth.stop()
+        for _ in range(5):
+            read = client.get(f"{mail}/messages/{message_id}", headers=bearer(token))
+            assert read.status_code == 200, describe(read)
+            assert read.json()["video"] == {"id": video_id, "title": TITLE, "available": True}
+        # Both cached tokens serve new work too: mail's exchanged token is kept per user token
+        # and audience (not per video), video's own token per audience and scope.
+        another = upload(client, video, token)
+        assert another["notified"] is True  # video's own token was cached by the first upload
+        send_with_video(client, mail, token, alice, another["id"])
