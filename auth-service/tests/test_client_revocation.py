@@ -120,7 +120,7 @@ async def test_a_re_enabled_client_uses_new_tokens_the_old_ones_stay_ended(
     users = (await user_tokens(client))["access_token"]
     before = await exchanged_for_video(client, mail, users)
     await set_disabled(services, MAIL, True)
-    clock.advance(2)
+    clock.advance(2 + registry.CLIENT_CACHE_SECONDS)  # past the revocation's reach
     await set_disabled(services, MAIL, False)
     after = await exchanged_for_video(client, mail, users)
     assert await active(client, before) is False
@@ -144,7 +144,9 @@ async def test_the_feed_serves_the_client_event_and_an_edge_refuses_with_it(
         {
             "kind": "client",
             "client_id": MAIL,
-            "not_before": disabled_at + 1,  # every token issued up to now
+            # Every token issued up to now, and while another replica's cache may still hold
+            # the client as enabled.
+            "not_before": disabled_at + int(registry.CLIENT_CACHE_SECONDS) + 1,
             "expires_at": disabled_at + longest + 60,  # the longest it could hold, and the leeway
         }
     ]

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from feed_helpers import read
 from service_clients import ClientSecret, register, service_token, set_disabled
 
+from auth_service import registry
 from auth_service.config import Settings
 from auth_service.state import Services
 
@@ -99,7 +100,7 @@ async def test_a_re_enabled_client_needs_a_new_token(
 ) -> None:
     before = await service_token(client, edge, resource="auth", scope="revocations:read")
     await set_disabled(services, EDGE, True)
-    clock.advance(2)
+    clock.advance(2 + registry.CLIENT_CACHE_SECONDS)  # past the revocation's reach
     await set_disabled(services, EDGE, False)
     after = await service_token(client, edge, resource="auth", scope="revocations:read")
     assert (await read(client, headers=bearer(before))).status_code == 401

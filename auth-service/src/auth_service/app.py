@@ -86,6 +86,8 @@ async def running(
         sessionmaker = create_sessionmaker(engine)
         revocations = feed.Feed(sessionmaker, clock, sleep)
         feed.wake_on_commit(sessionmaker, revocations.signal)
+        client_cache = registry.ClientCache()
+        registry.forget_on_commit(sessionmaker, client_cache)
         metrics = Metrics()
         kek = load_kek(settings)
         keys = KeyManager(settings, sessionmaker, kek, clock, metrics)
@@ -107,6 +109,7 @@ async def running(
             verifier=access_token_verifier(keys, settings, clock),
             feed=revocations,
             client_keys=client_keys,
+            client_cache=client_cache,
         )
         if background:
             tasks.extend(_start_loops(services))

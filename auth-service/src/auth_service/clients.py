@@ -227,8 +227,7 @@ async def token_caller(
         return await _public_caller(svc, named)
     if named is not None and named != creds.client_id:
         raise invalid_client()
-    async with svc.sessions() as db:
-        stored = await registry.credentials_of(db, creds.client_id)
+    stored = await svc.client_cache.credentials(svc.sessions, creds.client_id)
     if stored is None:
         client_id = await authenticate(
             svc.throttle, svc.metrics, creds, ip, svc.settings.confidential_clients
@@ -248,8 +247,7 @@ async def _public_caller(svc: Services, named: str | None) -> TokenCaller:
         return TokenCaller(None, None, False)
     if named in svc.settings.confidential_clients or named.startswith(registry.USER_ID_PREFIX):
         raise invalid_client()
-    async with svc.sessions() as db:
-        client = await registry.find(db, named)
+    client = await svc.client_cache.find(svc.sessions, named)
     if client is not None and (client.confidential or client.disabled):
         raise invalid_client()
     return TokenCaller(named, client, False)
@@ -280,8 +278,7 @@ async def _assertion_caller(
         assertion = _Assertion.read(form.get("client_assertion", ""))
         if named is not None and named != assertion.client_id:
             raise _Refused("client_id differs")
-        async with svc.sessions() as db:
-            client = await registry.find(db, assertion.client_id)
+        client = await svc.client_cache.find(svc.sessions, assertion.client_id)
         if client is None or client.auth_method != "private_key_jwt" or client.disabled:
             raise _Refused("not an enabled private_key_jwt client")
         await _verify(svc, client, assertion)
@@ -432,8 +429,7 @@ async def login_client(svc: Services, request: Request, client_id: str | None, i
         return svc.settings.default_client_id
     if client_id.startswith(registry.USER_ID_PREFIX):
         raise invalid_client()  # never a user id: a token's sub equal to its client_id is a service
-    async with svc.sessions() as db:
-        stored = await registry.credentials_of(db, client_id)
+    stored = await svc.client_cache.credentials(svc.sessions, client_id)
     if stored is not None:
         client, secret_hash = stored
         if not client.confidential and not client.disabled:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from auth_service.feed import Feed
     from auth_service.keys import KeyManager
     from auth_service.passwords import PasswordService
-    from auth_service.registry import ClientKeys
+    from auth_service.registry import ClientCache, ClientKeys
     from auth_service.throttle import LoginThrottler
     from gatepass.core.verifier import Verifier
 
@@ -41,6 +41,8 @@ class Services:
     feed: Feed = field(kw_only=True)
     # The public keys of private_key_jwt clients, jwks_uri fetches cached (registry.py).
     client_keys: ClientKeys = field(kw_only=True)
+    # Registered clients as client authentication reads them (registry.ClientCache).
+    client_cache: ClientCache = field(kw_only=True)
 
 
 def get_services(request: Request) -> Services:
