@@ -2,13 +2,17 @@
 
 The auth service (8000) and the mail (8001) and video (8002) edges run as child processes on
 127.0.0.1 with SQLite and generated keys under ``./data``, started in order, each once the one
-before it is ready (the edges fetch the auth service's JWKS).
+before it is ready (the edges fetch the auth service's JWKS). Mail and video are registered
+clients of the auth service (a key each in their data folder, and a clients file for the auth
+service: :func:`identities`), so they can call each other.
 
 Once everything is ready this prints where to look, then walks through the system with two users
 the operator gives different roles: signup, login, the access token taken apart, a video uploaded
-and listed, a delete the edge forbids (from the token alone), mail sent and read, a send the edge
-forbids, a delete it allows, a refresh, the JWKS and the device list. (Bob opens his inbox before
-Alice mails him: the mail edge delivers only to a user who has used it once.) Then it follows the
+(video tells the uploader's inbox, with a token of its own) and listed, a delete the edge forbids
+(from the token alone), mail sent with the video attached (mail asks video on the sender's behalf,
+with her token exchanged) and read with the video's title, a send the edge forbids, a delete it
+allows, a refresh, the JWKS and the device list. (Both open their inbox first: the mail edge
+delivers only to a user who has used it once.) Then it follows the
 services' logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s. Passwords
 and refresh tokens are never printed whole; the logs also go to ``data/logs/``.
 """
