@@ -41,8 +41,7 @@ import httpx
 
 from edge_service_mail.app import CLIENT as MAIL_CLIENT
 from edge_service_video.app import CLIENT as VIDEO_CLIENT
-from gatepass.clientkey import write_private_jwk
-from gatepass.core.jwk import public_of
+from gatepass.clientkey import declared_with_key
 from gatepass.launch import LOOPBACK, Service, ServiceStartError, base_url, python_service
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,11 +103,7 @@ def identities() -> dict[str, dict[str, str]]:
     declared: list[dict[str, Any]] = []
     settings: dict[str, dict[str, str]] = {}
     for name, registration in (("mail", MAIL_CLIENT), ("video", VIDEO_CLIENT)):
-        key_file = REPO / "data" / name / "client-key.json"
-        if not key_file.exists():
-            write_private_jwk(key_file)
-        public = public_of(json.loads(key_file.read_text(encoding="utf-8")))
-        declared.append(registration.declaration(public))
+        declared.append(declared_with_key(registration, REPO / "data" / name / "client-key.json"))
         prefix = f"GATEPASS_{name.upper()}_"
         settings[name] = {
             f"{prefix}CLIENT_ID": registration.client_id,

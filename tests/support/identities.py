@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edge_service_mail.app import CLIENT as MAIL_CLIENT
 from edge_service_video.app import CLIENT as VIDEO_CLIENT
-from gatepass.clientkey import ClientRegistration, write_private_jwk
+from gatepass.clientkey import ClientRegistration, declared_with_key
 
 REGISTRATIONS: dict[str, ClientRegistration] = {"mail": MAIL_CLIENT, "video": VIDEO_CLIENT}
 
@@ -24,7 +24,7 @@ def clients_file(folder: Path) -> Path:
     path = folder / "identities" / "clients.json"
     if not path.exists():
         declared = [
-            registration.declaration(write_private_jwk(key_file(folder, name)))
+            declared_with_key(registration, key_file(folder, name))
             for name, registration in REGISTRATIONS.items()
         ]
         path.write_text(json.dumps({"clients": declared}))

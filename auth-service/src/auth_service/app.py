@@ -95,6 +95,10 @@ async def running(
         passwords = PasswordService(settings, metrics)
         await passwords.prepare()
         throttle = LoginThrottler(settings, sessionmaker, clock)
+        verifiers = {
+            audience: access_token_verifier(keys, settings, clock, audience=audience)
+            for audience in settings.audiences
+        }
         services = Services(
             settings,
             engine,
@@ -106,7 +110,8 @@ async def running(
             throttle,
             sleep=sleep,
             refresh_key=derive_refresh_key(kek),
-            verifier=access_token_verifier(keys, settings, clock),
+            verifier=verifiers[settings.self_audience],
+            audience_verifiers=verifiers,
             feed=revocations,
             client_keys=client_keys,
             client_cache=client_cache,

@@ -24,7 +24,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,6 @@ from auth_service.models import RevocationEvent
 from auth_service.registry import RegisteredClient
 from auth_service.state import Services
 from auth_service.tokens import AccessGrant, SignedAccessToken, issue_access_token
-from auth_service.verification import access_token_verifier
 from gatepass.core.errors import GatepassError, WrongAudienceError
 from gatepass.core.principal import AccessPrincipal
 from gatepass.core.verifier import Verifier
@@ -251,22 +249,10 @@ def acting(client_id: str, previous: object) -> dict[str, Any]:
     return {"sub": client_id}
 
 
-# Verifiers per audience, one set per running service (keyed by its own verifier, which lives as
-# long as it does): built on first use, bounded by the configured audiences.
-_VERIFIERS: WeakKeyDictionary[Verifier, dict[str, Verifier]] = WeakKeyDictionary()
-
-
 def verifier_for(svc: Services, audience: str) -> Verifier:
-    """The verifier of the service whose audience is ``audience``: the edges' rules, this
-    service's published keys (:mod:`auth_service.verification`)."""
-    if audience == svc.settings.self_audience:
-        return svc.verifier
-    built = _VERIFIERS.setdefault(svc.verifier, {})
-    verifier = built.get(audience)
-    if verifier is None:
-        verifier = access_token_verifier(svc.keys, svc.settings, svc.clock, audience=audience)
-        built[audience] = verifier
-    return verifier
+    """The verifier of the service whose audience is ``audience`` (a configured one): the edges'
+    rules, this service's published keys (:mod:`auth_service.verification`)."""
+    return svc.audience_verifiers[audience]
 
 
 async def verify_issued(svc: Services, token: str) -> AccessPrincipal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,6 +38,9 @@ class Services:
     refresh_key: bytes = field(kw_only=True, repr=False)
     # The access-token verifier of the protected routes, built once (verification.py).
     verifier: Verifier = field(kw_only=True)
+    # One per configured audience (``verifier`` among them): how each service verifies the tokens
+    # it is called with, for token exchange and introspection (grants.verifier_for).
+    audience_verifiers: Mapping[str, Verifier] = field(kw_only=True)
     # The revocation feed of this process: its reads, long polls and their wake-ups (feed.py).
     feed: Feed = field(kw_only=True)
     # The public keys of private_key_jwt clients, jwks_uri fetches cached (registry.py).

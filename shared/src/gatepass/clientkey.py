@@ -63,6 +63,14 @@ class ClientRegistration:
         return entry
 
 
+def declared_with_key(registration: ClientRegistration, key_file: Path) -> dict[str, Any]:
+    """``registration``'s clients-file entry for the key in ``key_file``, made there first when
+    there is none (a stack on one machine: ``./dev up``, the tests' process stacks)."""
+    if not key_file.exists():
+        write_private_jwk(key_file)
+    return registration.declaration(public_of(json.loads(key_file.read_text(encoding="utf-8"))))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="gatepass-client-key",
