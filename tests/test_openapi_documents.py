@@ -121,6 +121,9 @@ def test_the_oauth_endpoints_document_their_form_bodies_and_clients() -> None:
     assert set(form["properties"]) == {
         "grant_type",
         "refresh_token",
+        "code",
+        "redirect_uri",
+        "code_verifier",
         "scope",
         "resource",
         "audience",

@@ -1,8 +1,8 @@
 """The discovery document: RFC 8414 metadata that claims only what is implemented, its signing
 algorithms those of the keys actually published in the JWKS.
 
-In-process: the real app over ASGI, a real SQLite file. authlib is not a dependency, so the rules
-of its ``AuthorizationServerMetadata.validate()`` that apply here are checked by hand below.
+In-process: the real app over ASGI, a real SQLite file. The rules of RFC 8414 that apply here are
+checked by hand below; ``test_discovery_metadata.py`` runs authlib's validators as well.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from auth_service import clients
 from auth_service.app import create_app, running
 from auth_service.config import Settings
 
@@ -49,6 +50,8 @@ def value_problems(name: str, value: Any) -> list[str]:
         return [f"{name}: https"]
     if not name.endswith("_supported"):
         return []
+    if name.endswith("parameter_supported"):  # OIDC Discovery §3, RFC 9207 §3: booleans
+        return [] if isinstance(value, bool) else [f"{name}: a boolean"]
     if not isinstance(value, list) or not value:
         return [f"{name}: a non-empty JSON array (§3.2)"]
     if not all(isinstance(item, str) for item in value):
@@ -72,15 +75,19 @@ async def test_the_document_passes_rfc_8414_and_claims_only_what_exists(
     doc = response.json()
     assert rfc8414_problems(doc) == []
     assert doc["issuer"] == ISSUER
-    assert "authorization_endpoint" not in doc  # no grant that needs one is implemented
+    assert doc["authorization_endpoint"] == f"{ISSUER}/authorize"
     assert doc["grant_types_supported"] == [
+        "authorization_code",
         "refresh_token",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:token-exchange",
     ]
-    assert doc["response_types_supported"] == ["none"]  # the response type that issues nothing
+    assert doc["response_types_supported"] == ["code"]  # no implicit flow, no hybrid
+    assert doc["response_modes_supported"] == ["query"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]  # never plain
     client_auth = {"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
-    assertion_algs = {"ES256", "RS256", "PS256", "EdDSA"}
+    assertion_algs = set(clients.ASSERTION_ALGS)
+    assert {"ES256", "RS256", "PS256"} <= assertion_algs
     assert set(doc["token_endpoint_auth_methods_supported"]) == client_auth
     assert set(doc["token_endpoint_auth_signing_alg_values_supported"]) == assertion_algs
     assert doc["introspection_endpoint_auth_methods_supported"] == ["client_secret_basic"]
@@ -92,16 +99,16 @@ async def test_the_document_passes_rfc_8414_and_claims_only_what_exists(
     assert {"mail:notify", "revocations:read", "mail:read", "admin"} <= set(doc["scopes_supported"])
     assert doc["gatepass_revocation_feed_endpoint"] == f"{ISSUER}/revocations"
     algs = await published_algs(client)
-    assert algs == ["ES256"]
-    assert doc["access_token_signing_alg_values_supported"] == algs
-    assert doc["id_token_signing_alg_values_supported"] == algs
+    assert algs == ["ES256", "RS256"]  # the access-token key's, the ID-token key's
+    assert doc["access_token_signing_alg_values_supported"] == ["ES256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
 
 
 async def test_the_algorithms_follow_the_published_keys_not_the_setting(
     auth_settings: Settings,
 ) -> None:
     """A changed ``SIGNING_ALG`` rolls in through a rotation: until then the JWKS still holds
-    the old algorithm's keys, and so does the document."""
+    the old algorithm's keys, and so does the document; the ID-token keys are not involved."""
     async with running(auth_settings, background=False):
         pass  # the first start creates an ES256 key
     rs256 = auth_settings.model_copy(update={"signing_alg": "RS256"})
@@ -112,7 +119,7 @@ async def test_the_algorithms_follow_the_published_keys_not_the_setting(
         async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:
             doc = (await client.get(PATHS[0])).json()
             algs = await published_algs(client)
-    assert "ES256" in algs
-    assert doc["access_token_signing_alg_values_supported"] == algs
-    assert doc["id_token_signing_alg_values_supported"] == algs
+    assert algs == ["ES256", "RS256"]
+    assert doc["access_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert rfc8414_problems(doc) == []

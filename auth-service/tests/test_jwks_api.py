@@ -20,6 +20,7 @@ from auth_apps import ServiceClock, serving
 
 from auth_service.app import running
 from auth_service.config import Settings
+from gatepass import AccessPrincipal, StaticKeySet, Verifier
 
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -49,31 +50,44 @@ async def test_jwks_publishes_public_parameters_with_caching_headers(
     assert response.headers["content-type"].startswith("application/jwk-set+json")
     assert response.headers["cache-control"] == "public, max-age=600"
     etag = response.headers["etag"]
-    (key,) = response.json()["keys"]
+    # The access-token key first, then the ID-token key (RS256 by default), each its own alg.
+    (key, id_key) = response.json()["keys"]
     assert key["use"] == "sig"
     assert key["alg"] == "ES256"
     assert key["kty"] == "EC"
     assert key["crv"] == "P-256"
     assert key["kid"]
     assert not PRIVATE_JWK_MEMBERS & set(key)
+    assert (id_key["use"], id_key["alg"], id_key["kty"]) == ("sig", "RS256", "RSA")
+    assert not PRIVATE_JWK_MEMBERS & set(id_key)
     cached = await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
     assert cached.status_code == 304
     assert cached.content == b""
     assert cached.headers["etag"] == etag
 
 
-@pytest.mark.parametrize(("alg", "kty"), [("RS256", "RSA"), ("EdDSA", "OKP")])
+@pytest.mark.parametrize(("alg", "kty"), [("RS256", "RSA"), ("Ed25519", "OKP")])
 async def test_other_signing_algorithms(
     settings_for: Callable[..., Settings], clock: MovableClock, alg: str, kty: str
 ) -> None:
+    """Ed25519 is signed and published under RFC 9864's name (``EdDSA`` is the deprecated one),
+    and the edges' verifier accepts it from the JWKS alone."""
     async with serving(settings_for(signing_alg=alg), clock) as app, client_from(app) as client:
-        (key,) = await jwks(client)
+        key = (await jwks(client))[0]  # the access-token key (then the ID-token key)
         assert key["alg"] == alg
         assert key["kty"] == kty
         assert not PRIVATE_JWK_MEMBERS & set(key)
         _, user_id, tokens = await new_user(client)
         assert jose_part(tokens["access_token"], 0)["alg"] == alg
-        assert (await verify_with_jwks(client, tokens["access_token"]))["sub"] == user_id
+        assert (await verify_as_an_edge(client, tokens["access_token"])).sub == user_id
+        if alg != "Ed25519":  # PyJWT knows Ed25519 only as EdDSA
+            assert (await verify_with_jwks(client, tokens["access_token"]))["sub"] == user_id
+
+
+async def verify_as_an_edge(http: httpx.AsyncClient, token: str) -> AccessPrincipal:
+    document = (await http.get("/.well-known/jwks.json")).json()
+    verifier = Verifier(StaticKeySet.from_jwks(document), issuer=BASE_URL, audience="mail")
+    return await verifier.verify(token)
 
 
 async def test_rotation_publishes_a_key_before_it_signs(
@@ -92,8 +106,8 @@ async def test_rotation_publishes_a_key_before_it_signs(
         async with running(settings, clock, background=False) as operator:
             await operator.keys.rotate()
         clock.advance(tick)  # the app's snapshot of the keys is now due for a reload
-        kids = [key["kid"] for key in await jwks(client)]
-        assert len(kids) == 2  # published at once
+        kids = [key["kid"] for key in await jwks(client)][:2]  # the access-token keys first
+        assert old_kid in kids  # and the new one, published at once
         new_kid = next(kid for kid in kids if kid != old_kid)
         signed: list[tuple[int, str]] = []  # (iat, kid) of each token, in order
         while not signed or signed[-1][1] == old_kid:

@@ -1,4 +1,9 @@
-"""The signing-key life cycle, against a real SQLite database and a clock the tests move."""
+"""The signing-key life cycle, against a real SQLite database and a clock the tests move.
+
+Each purpose (access tokens, ID tokens) runs the life cycle on its own keys; these tests follow
+the access-token keys (``test_key_purposes.py`` checks that the purposes stay apart), so the
+helpers below look at those keys only.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fastapi import FastAPI
+from jwt.algorithms import get_default_algorithms
+from jwt.utils import base64url_decode
 from pydantic import SecretStr
 from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
@@ -27,13 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth_service import migrate
 from auth_service.config import ConfigError, Settings
 from auth_service.keys import (
+    ACCESS,
     JwksDocument,
     KeyManager,
     KeyNotFoundError,
     NoActiveKeyError,
     jwk_thumbprint,
     load_kek,
+    sign_jwt,
 )
+from auth_service.keys.manager import KeyInfo
 from auth_service.metrics import Metrics
 from auth_service.models import Lock, RevocationEvent, SecurityEvent, SigningKey
 from auth_service.routes.jwks import router as jwks_router
@@ -102,9 +112,10 @@ class Replicas:
         await manager.start()
         return manager
 
-    async def rows(self) -> list[SigningKey]:
+    async def rows(self, purpose: str = ACCESS) -> list[SigningKey]:
         async with create_sessionmaker(self.engines[0])() as session:
-            return list((await session.scalars(select(SigningKey))).all())
+            query = select(SigningKey).where(SigningKey.purpose == purpose)
+            return list((await session.scalars(query)).all())
 
     async def states(self) -> dict[str, str]:
         return {row.kid: row.state for row in await self.rows()}
@@ -133,8 +144,23 @@ def jwks_keys(document: JwksDocument) -> list[dict[str, Any]]:
     return keys
 
 
+async def access_keys(manager: KeyManager) -> list[KeyInfo]:
+    return [key for key in await manager.list_keys() if key.purpose == ACCESS]
+
+
 async def published(manager: KeyManager) -> list[str]:
-    return [key["kid"] for key in jwks_keys(await manager.jwks())]
+    """The access-token keys the JWKS publishes, in its order."""
+    ours = {key.kid for key in await access_keys(manager)}
+    return [key["kid"] for key in jwks_keys(await manager.jwks()) if key["kid"] in ours]
+
+
+async def maintain(manager: KeyManager) -> list[str]:
+    """The scheduled job's actions on the access-token keys (the ID-token keys, made at the same
+    time with the same interval, change alongside)."""
+    others = {key.kid for key in await manager.list_keys() if key.purpose != ACCESS}
+    actions = await manager.maintain()
+    others |= {key.kid for key in await manager.list_keys() if key.purpose != ACCESS}
+    return [action for action in actions if not any(kid in action for kid in others)]
 
 
 def rotations(metrics: Metrics) -> float:
@@ -160,14 +186,14 @@ async def test_first_boot_creates_one_active_key(replicas: Replicas) -> None:
     metrics = Metrics()
     manager = await replicas.started(metrics=metrics)
 
-    keys = await manager.list_keys()
+    keys = await access_keys(manager)
     assert [key.state for key in keys] == ["active"]
     assert keys[0].activated_at == replicas.clock.now
     assert manager.has_active_key()
     assert (await manager.signing_key()).kid == keys[0].kid
     assert await published(manager) == [keys[0].kid]
     assert manager.key_age_seconds() == 0.0
-    assert metrics.registry.get_sample_value("gatepass_auth_jwks_keys") == 1.0
+    assert metrics.registry.get_sample_value("gatepass_auth_jwks_keys") == 2.0  # and an ID key
     assert rotations(metrics) == 0.0  # a first key is not a rotation
 
     replicas.clock.advance(100)
@@ -192,7 +218,7 @@ async def test_not_started_manager_has_no_key(replicas: Replicas) -> None:
     [
         ("ES256", "EC", "P-256", ec.EllipticCurvePrivateKey),
         ("RS256", "RSA", None, rsa.RSAPrivateKey),
-        ("EdDSA", "OKP", "Ed25519", ed25519.Ed25519PrivateKey),
+        ("Ed25519", "OKP", "Ed25519", ed25519.Ed25519PrivateKey),
     ],
 )
 async def test_jwks_carries_public_parameters_only(
@@ -201,7 +227,8 @@ async def test_jwks_carries_public_parameters_only(
     manager = await replicas.started(signing_alg=alg)
     await manager.rotate()  # a next key too: every published state is checked
 
-    keys = jwks_keys(await manager.jwks())
+    ours = await published(manager)
+    keys = [key for key in jwks_keys(await manager.jwks()) if key["kid"] in ours]
     assert len(keys) == 2
     for jwk in keys:
         assert not PRIVATE_MEMBERS & jwk.keys()
@@ -211,21 +238,23 @@ async def test_jwks_carries_public_parameters_only(
         assert jwk["kid"] == independent_thumbprint(jwk)
         assert jwk["kid"] == jwk_thumbprint(jwk)
 
-    # The published key verifies what the signing key signs, through PyJWT's own JWK parser.
+    # The published key verifies what the signing key signs, through PyJWT's own JWK parser and
+    # algorithm (which knows Ed25519 by its older name only, RFC 9864: the same signature).
     material = await manager.signing_key()
     assert isinstance(material.private_key, key_type)
     assert material.alg == alg
-    token = jwt.encode(
-        {"sub": "u1"}, material.private_key, algorithm=alg, headers={"kid": material.kid}
-    )
+    token = sign_jwt(material, {"sub": "u1"}, typ="JWT")
+    assert jwt.get_unverified_header(token) == {"alg": alg, "kid": material.kid, "typ": "JWT"}
+    signing_input, _, signature = token.encode().rpartition(b".")
+    pyjwt_alg = get_default_algorithms()["EdDSA" if alg == "Ed25519" else alg]
     jwk = next(key for key in keys if key["kid"] == material.kid)
-    public = jwt.PyJWK(jwk).key
-    assert jwt.decode(token, public, algorithms=[alg]) == {"sub": "u1"}
+    public = pyjwt_alg.from_jwk(jwk)
+    assert pyjwt_alg.verify(signing_input, public, base64url_decode(signature))
 
     found = await manager.verification_key(material.kid)
     assert found is not None
     assert found[0] == alg
-    assert jwt.decode(token, found[1], algorithms=[alg]) == {"sub": "u1"}
+    assert pyjwt_alg.verify(signing_input, found[1], base64url_decode(signature))
 
 
 def test_thumbprint_matches_the_rfc7638_example() -> None:
@@ -291,15 +320,15 @@ async def test_scheduled_rotation_publishes_the_next_key_a_lead_before_it_signs(
     old = (await manager.signing_key()).kid
 
     clock.advance(INTERVAL - LEAD - timedelta(seconds=1))
-    assert await manager.maintain() == []
+    assert await maintain(manager) == []
 
     clock.advance(1)
-    actions = await manager.maintain()
+    actions = await maintain(manager)
     assert len(actions) == 1
     assert actions[0].startswith("created next key")
     new = next(kid for kid, state in (await replicas.states()).items() if state == "next")
     published_at = clock.now
-    (info,) = [key for key in await manager.list_keys() if key.kid == new]
+    (info,) = [key for key in await access_keys(manager) if key.kid == new]
     assert info.promote_after is not None
     assert info.promote_after - published_at >= LEAD
     assert info.promote_after == T0 + INTERVAL
@@ -307,19 +336,19 @@ async def test_scheduled_rotation_publishes_the_next_key_a_lead_before_it_signs(
     # Walk the clock through the lead: published, but the old key still signs.
     while clock.now + timedelta(seconds=60) < info.promote_after:
         clock.advance(60)
-        assert await manager.maintain() == []
+        assert await maintain(manager) == []
         assert await published(manager) == [old, new]
         assert (await manager.signing_key()).kid == old
     clock.now = info.promote_after - timedelta(microseconds=1)
-    await manager.maintain()
+    await maintain(manager)
     assert (await manager.signing_key()).kid == old
 
     clock.now = info.promote_after
-    assert await manager.maintain() == [f"retired {old}", f"promoted {new}"]
+    assert await maintain(manager) == [f"retired {old}", f"promoted {new}"]
     assert (await manager.signing_key()).kid == new
     assert (await manager.signing_key()).kid == new
     assert await published(manager) == [new, old]  # active first, the retired key still there
-    assert rotations(metrics) == 1.0
+    assert rotations(metrics) == 2.0  # this one, and the ID-token key's on the same schedule
     assert manager.key_age_seconds() == 0.0
 
 
@@ -331,12 +360,12 @@ async def test_retired_key_stays_published_until_its_tokens_expired(replicas: Re
     retired_at = clock.now
 
     clock.now = retired_at + EXPIRY
-    assert await manager.maintain() == []
+    assert await maintain(manager) == []
     assert await published(manager) == [new, old]
     assert await manager.verification_key(old) is not None
 
     clock.advance(1)
-    assert await manager.maintain() == [f"removed retired {old}"]
+    assert await maintain(manager) == [f"removed retired {old}"]
     assert await published(manager) == [new]
     assert await manager.verification_key(old) is None
     assert set(await replicas.states()) == {new}
@@ -362,9 +391,9 @@ async def test_forced_rotation_publishes_first(replicas: Replicas) -> None:
     assert info.promote_after == info.created_at + LEAD
 
     clock.now = info.created_at + LEAD - timedelta(seconds=1)
-    assert await manager.maintain() == []
+    assert await maintain(manager) == []
     clock.advance(1)
-    assert f"promoted {new}" in await manager.maintain()
+    assert f"promoted {new}" in await maintain(manager)
     assert (await manager.signing_key()).kid == new
 
 
@@ -374,8 +403,8 @@ async def test_forced_rotation_brings_the_next_key_forward_but_not_before_a_lead
     clock = replicas.clock
     manager = await replicas.started()
     clock.advance(INTERVAL - LEAD)
-    await manager.maintain()  # publishes the scheduled successor
-    (nxt,) = [key for key in await manager.list_keys() if key.state == "next"]
+    await maintain(manager)  # publishes the scheduled successor
+    (nxt,) = [key for key in await access_keys(manager) if key.state == "next"]
     async with create_sessionmaker(replicas.engines[0])() as session, session.begin():
         row = await session.get(SigningKey, nxt.kid)
         assert row is not None
@@ -385,13 +414,13 @@ async def test_forced_rotation_brings_the_next_key_forward_but_not_before_a_lead
     assert await manager.rotate() == nxt.kid
     (info,) = [key for key in await manager.list_keys() if key.kid == nxt.kid]
     assert info.promote_after == nxt.created_at + LEAD  # brought forward, to one lead after publish
-    assert await manager.maintain() == []
+    assert await maintain(manager) == []
 
     clock.advance(LEAD)  # rotating a key that is already due never delays it
     assert await manager.rotate() == nxt.kid
     (info,) = [key for key in await manager.list_keys() if key.kid == nxt.kid]
     assert info.promote_after == nxt.created_at + LEAD
-    assert f"promoted {nxt.kid}" in await manager.maintain()
+    assert f"promoted {nxt.kid}" in await maintain(manager)
 
 
 async def test_rotate_immediately_signs_at_once(replicas: Replicas) -> None:
@@ -414,7 +443,7 @@ async def test_algorithm_change_schedules_a_key_of_the_new_algorithm(replicas: R
 
     # Redeployed with RS256: the running key keeps signing until an RS256 key has been published.
     changed = await replicas.started(signing_alg="RS256")
-    keys = {key.kid: key for key in await changed.list_keys()}
+    keys = {key.kid: key for key in await access_keys(changed)}
     (new,) = [kid for kid in keys if kid != old]
     assert keys[new].alg == "RS256"
     assert keys[new].state == "next"
@@ -422,11 +451,11 @@ async def test_algorithm_change_schedules_a_key_of_the_new_algorithm(replicas: R
     assert (await changed.signing_key()).alg == "ES256"
 
     clock.advance(LEAD)
-    assert f"promoted {new}" in await changed.maintain()
+    assert f"promoted {new}" in await maintain(changed)
     material = await changed.signing_key()
     assert (material.kid, material.alg) == (new, "RS256")
-    assert {key["alg"] for key in jwks_keys(await changed.jwks())} == {"ES256", "RS256"}
-    assert await changed.maintain() == []  # no further key once the algorithm matches
+    assert await changed.published_algs(ACCESS) == ["ES256", "RS256"]
+    assert await maintain(changed) == []  # no further key once the algorithm matches
 
 
 # --- revocation ---------------------------------------------------------------------------------
@@ -460,7 +489,7 @@ async def test_revoke_active_key_removes_it_at_once_and_tells_the_feed(replicas:
 
     # The revoked row goes once its tokens would have expired anyway.
     clock.advance(EXPIRY + timedelta(seconds=1))
-    assert await manager.maintain() == [f"removed revoked {old}"]
+    assert await maintain(manager) == [f"removed revoked {old}"]
     assert await replicas.states() == {new: "active"}
 
 
@@ -521,16 +550,16 @@ async def test_concurrent_replicas_rotate_exactly_once(replicas: Replicas) -> No
     old = (await managers[0].signing_key()).kid
 
     clock.advance(INTERVAL - LEAD)
-    results = await asyncio.gather(*(m.maintain() for m in managers))
+    results = await asyncio.gather(*(maintain(m) for m in managers))
     created = [action for actions in results for action in actions]
     assert len(created) == 1
     assert sorted((await replicas.states()).values()) == ["active", "next"]
 
     clock.advance(LEAD)
-    results = await asyncio.gather(*(m.maintain() for m in managers))
+    results = await asyncio.gather(*(maintain(m) for m in managers))
     promoted = [action for actions in results for action in actions if "promoted" in action]
     assert len(promoted) == 1
-    assert sum(rotations(m) for m in metrics) == 1.0
+    assert sum(rotations(m) for m in metrics) == 2.0  # and the ID-token key's, once
     states = await replicas.states()
     assert sorted(states.values()) == ["active", "retired"]
     assert states[old] == "retired"

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gatepass.core.jwks import (
-    EdDsaKey,
+    Ed25519Key,
     Es256Key,
     JwksError,
     Rs256Key,
@@ -31,21 +31,38 @@ def test_accepts_the_three_supported_key_types(rsa_key: rsa.RSAPrivateKey) -> No
         "keys": [
             es256_jwk("ec"),
             public_jwk(rsa_key, "rsa", "RS256"),
-            public_jwk(generate_key("EdDSA"), "ed", "EdDSA"),
+            public_jwk(generate_key("Ed25519"), "ed", "Ed25519"),
+            public_jwk(generate_key("Ed25519"), "ed-old", "EdDSA"),
         ]
     }
     parsed = parse_jwks(json.dumps(document).encode())
     assert isinstance(parsed.keys["ec"], Es256Key)
     assert isinstance(parsed.keys["rsa"], Rs256Key)
-    assert isinstance(parsed.keys["ed"], EdDsaKey)
+    assert isinstance(parsed.keys["ed"], Ed25519Key)
+    assert isinstance(parsed.keys["ed-old"], Ed25519Key)
     assert parsed.skipped == {}
 
 
-@pytest.mark.parametrize(("alg", "kty_alg"), [("ES256", "ES256"), ("EdDSA", "EdDSA")])
-def test_alg_is_derived_when_unambiguous(alg: str, kty_alg: str) -> None:
+@pytest.mark.parametrize(
+    ("alg", "algs"),
+    [("ES256", {"ES256"}), ("Ed25519", {"Ed25519", "EdDSA"}), ("EdDSA", {"Ed25519", "EdDSA"})],
+)
+def test_alg_is_derived_when_unambiguous(alg: str, algs: set[str]) -> None:
+    """Ed25519 has two names for one algorithm (RFC 9864): a key stating neither takes both."""
     jwk = public_jwk(generate_key(alg), "k", alg)
     del jwk["alg"]
-    assert parse_jwk(jwk).alg == kty_alg
+    key = parse_jwk(jwk)
+    assert key.algs == algs
+    assert key.alg == sorted(algs)[0]  # ES256, or Ed25519 (RFC 9864's name) for an OKP key
+    # The last-known-good copy keeps it that way: no alg is made up for it.
+    assert parse_jwk({**key.jwk}).algs == algs
+
+
+@pytest.mark.parametrize("alg", ["Ed25519", "EdDSA"])
+def test_an_ed25519_key_stating_its_alg_is_bound_to_that_name(alg: str) -> None:
+    key = parse_jwk(public_jwk(generate_key("Ed25519"), "k", alg))
+    assert (key.alg, key.algs) == (alg, frozenset({alg}))
+    assert key.jwk["alg"] == alg
 
 
 def test_rsa_without_alg_is_skipped(rsa_key: rsa.RSAPrivateKey) -> None:
@@ -76,6 +93,8 @@ def _variant(**changes: Any) -> dict[str, Any]:
         pytest.param(_variant(d="AAAA"), "private_key", id="private-d"),
         pytest.param(_variant(alg="RS256"), "unsupported", id="ec-key-claiming-rs256"),
         pytest.param(_variant(alg="ES384"), "unsupported", id="es384"),
+        pytest.param(_variant(alg="Ed25519"), "unsupported", id="ec-key-claiming-ed25519"),
+        pytest.param(_variant(alg="EdDSA"), "unsupported", id="ec-key-claiming-eddsa"),
         pytest.param(_variant(crv="P-384"), "unsupported", id="p-384"),
         pytest.param({"kty": "oct", "k": "c2VjcmV0", "kid": "h"}, "private_key", id="oct-secret"),
         pytest.param({"kty": "oct", "kid": "h", "alg": "HS256"}, "unsupported", id="oct"),

@@ -79,7 +79,7 @@ async def reason_of(verifier: Verifier, token: str) -> str:
 # -- good tokens ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alg", ["ES256", "RS256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "Ed25519", "EdDSA"])
 async def test_each_algorithm_verifies(
     alg: str, clock: ManualClock, rsa_key: rsa.RSAPrivateKey
 ) -> None:
@@ -93,6 +93,45 @@ async def test_each_algorithm_verifies(
     assert principal.sid == "session-1"
     assert principal.client_id == "gatepass-app"
     assert principal.exp == clock() + 300
+
+
+@pytest.mark.parametrize(("published", "signed"), [("Ed25519", "EdDSA"), ("EdDSA", "Ed25519")])
+async def test_an_ed25519_key_verifies_only_under_the_name_it_states(
+    published: str, signed: str, clock: ManualClock
+) -> None:
+    """RFC 9864: ``Ed25519`` is the name now, ``EdDSA`` the one older issuers use; a key that
+    states either is used under it alone, like any other key and its one algorithm."""
+    issuer = FakeIssuer(clock=clock, algorithms=())
+    kid = issuer.add_key(published)
+    verifier = make_verifier(issuer, clock)
+    assert await verifier.verify(issuer.token(kid=kid))
+    assert await reason_of(verifier, issuer.token(kid=kid, headers={"alg": signed})) == (
+        "alg_mismatch"
+    )
+
+
+async def test_an_ed25519_key_stating_no_alg_verifies_under_both_names(clock: ManualClock) -> None:
+    """Both names verify exactly the same signature with the same key: nothing to confuse."""
+    issuer = FakeIssuer(clock=clock, algorithms=())
+    kid = issuer.add_key("Ed25519")
+    document = issuer.jwks()
+    for entry in document["keys"]:
+        del entry["alg"]
+    verifier = Verifier(
+        StaticKeySet.from_jwks(document), issuer=issuer.issuer, audience=AUDIENCE, clock=clock
+    )
+    for alg in ("Ed25519", "EdDSA"):
+        assert await verifier.verify(issuer.token(kid=kid, headers={"alg": alg}))
+    only_new = Verifier(
+        StaticKeySet.from_jwks(document),
+        issuer=issuer.issuer,
+        audience=AUDIENCE,
+        clock=clock,
+        algorithms=["Ed25519"],
+    )
+    assert await reason_of(only_new, issuer.token(kid=kid, headers={"alg": "EdDSA"})) == (
+        "bad_algorithm"
+    )
 
 
 async def test_principal_is_frozen_and_its_claims_read_only(

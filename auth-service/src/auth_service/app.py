@@ -14,15 +14,28 @@ from fastapi import FastAPI
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
-from auth_service import client_file, feed, migrate, registry, revocation
+from auth_service import authorization, client_file, feed, migrate, registry, revocation
+from auth_service.browser import install_csrf_handler
 from auth_service.clock import Clock, Sleep, run_every, system_clock
 from auth_service.config import Settings
+from auth_service.cors import install_cors
 from auth_service.errors import install_oauth_handler
 from auth_service.keys import KeyManager, load_kek
 from auth_service.metrics import Metrics
 from auth_service.models import Session as DeviceSession
 from auth_service.passwords import PasswordService
-from auth_service.routes import accounts, admin, admin_clients, jwks, oauth, ops, sessions
+from auth_service.routes import (
+    accounts,
+    admin,
+    admin_clients,
+    discovery,
+    jwks,
+    oauth,
+    oidc,
+    ops,
+    sessions,
+    web,
+)
 from auth_service.routes import feed as feed_routes
 from auth_service.state import Services
 from auth_service.throttle import LoginThrottler
@@ -58,10 +71,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     )
     install_problem_handlers(app)
     install_oauth_handler(app)
-    for module in (accounts, sessions, oauth, jwks, admin, admin_clients, ops):
+    install_csrf_handler(app)
+    for module in (
+        accounts,
+        sessions,
+        oauth,
+        oidc,
+        discovery,
+        jwks,
+        web,
+        admin,
+        admin_clients,
+        ops,
+    ):
         app.include_router(module.router)
     app.include_router(feed_routes.router(settings))  # documented as the settings make it
     install_openapi(app, max_body_bytes=settings.max_body_bytes, server_limits=True)
+    install_cors(app)
     install_http_layer(app, settings)
     return app
 
@@ -163,13 +189,14 @@ async def _housekeeping_tick(svc: Services) -> None:
 
 
 async def housekeeping(svc: Services) -> None:
-    """Forget what no longer matters: expired revocations and client assertion ids, old throttle
-    counters, dead sessions."""
+    """Forget what no longer matters: expired revocations, client assertion ids and authorization
+    codes, old throttle counters, dead sessions."""
     now = svc.clock()
     await svc.throttle.forget_old()
     async with svc.sessions() as db:
         await revocation.forget_expired(db, now)
         await registry.forget_expired_assertions(db, now)
+        await authorization.forget_expired(db, now)
         # A session keeps its newest rotated refresh tokens (``refresh_history``, pruned at each
         # rotation) for reuse detection; a dead session (and, by cascade, its tokens) is kept a
         # week for the owner's device list history.

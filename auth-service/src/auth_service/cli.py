@@ -3,7 +3,7 @@
 gatepass admin create EMAIL          create an admin (an existing account only with
                                      --promote-existing, after saying whose it is)
 gatepass users list | roles | disable | enable
-gatepass keys list | rotate [--now] | revoke KID
+gatepass keys list | rotate [--now] [--purpose id] | revoke KID
 gatepass clients add ID | list | show ID | disable ID | enable ID | rotate-secret ID | remove ID
 gatepass token decode TOKEN          header, payload and signature, apart (not verified)
 gatepass db upgrade                  apply migrations
@@ -376,11 +376,12 @@ def _when(value: datetime | None) -> str:
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List signing keys and their life-cycle state."""
+    """List signing keys, what each signs (access or ID tokens) and its life-cycle state."""
     keys = _reading(_list_keys)
     rows = [
         (
             key.kid,
+            key.purpose,
             key.alg,
             key.state,
             _when(key.created_at),
@@ -390,7 +391,9 @@ def keys_list() -> None:
         )
         for key in keys
     ]
-    _print_table(("kid", "alg", "state", "created", "signs from", "activated", "retired"), rows)
+    _print_table(
+        ("kid", "purpose", "alg", "state", "created", "signs from", "activated", "retired"), rows
+    )
 
 
 async def _list_keys(reader: Reader) -> list[KeyInfo]:
@@ -409,9 +412,17 @@ def keys_rotate(
     now: Annotated[
         bool, typer.Option("--now", help="Sign with a new key at once, unpublished before.")
     ] = False,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="access (access tokens) or id (ID tokens).")
+    ] = "access",
 ) -> None:
     """Rotate: publish a new key now and sign with it one JWKS cache lifetime later."""
-    kid = _with_services(lambda svc: svc.keys.rotate(immediately=now))
+    from auth_service.keys import PURPOSES
+
+    if purpose not in PURPOSES:
+        err().print(f"[red]--purpose: one of {', '.join(PURPOSES)}[/red]")
+        raise typer.Exit(2)
+    kid = _with_services(lambda svc: svc.keys.rotate(immediately=now, purpose=purpose))
     out().print(f"{kid}: {'signing now' if now else 'published; signs after the publish lead'}")
 
 
@@ -463,6 +474,16 @@ def clients_add(
     jwks_uri: Annotated[
         str | None, typer.Option("--jwks-uri", help="private_key_jwt: where its JWK Set is.")
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="app: where its codes may go (repeat; exact)."),
+    ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--post-logout-redirect-uri", help="app: where logout may return to (repeat)."
+        ),
+    ] = None,
 ) -> None:
     """Register a client. A client_secret_basic client's secret is printed once: store it now."""
     from auth_service import registry
@@ -482,6 +503,8 @@ def clients_add(
                 resource=resource,
                 jwks=jwks,
                 jwks_uri=jwks_uri,
+                redirect_uris=redirect_uri,
+                post_logout_redirect_uris=post_logout_redirect_uri,
                 now=svc.clock(),
             )
 
@@ -618,6 +641,8 @@ def _show_client(client: RegisteredClient) -> None:
         ("scopes", ", ".join(sorted(client.scopes)) or "-"),
         ("resource", client.resource or "-"),
         ("keys", _keys_summary(client)),
+        ("redirects", ", ".join(client.redirect_uris) or "-"),
+        ("logouts", ", ".join(client.post_logout_redirect_uris) or "-"),
         ("disabled", str(client.disabled).lower()),
         ("created", _when(client.created_at)),
     ):

@@ -9,7 +9,11 @@ them here instead of calling the admin API after the auth service is up. The fil
        "resource": "mail", "jwks": {"keys": [{"kty": "EC", ...}]}},
       {"client_id": "reports", "kind": "service", "auth_method": "client_secret_basic",
        "audiences": ["mail"], "scopes": ["mail:notify"],
-       "secret_sha256": "<hex SHA-256 of the client's secret>"}
+       "secret_sha256": "<hex SHA-256 of the client's secret>"},
+      {"client_id": "photos", "kind": "app", "auth_method": "none",
+       "audiences": ["auth", "video"], "scopes": [],
+       "redirect_uris": ["https://photos.example/callback"],
+       "post_logout_redirect_uris": ["https://photos.example/"]}
     ]}
 
 It holds public material only: public keys (or a ``jwks_uri``), and for a secret the SHA-256 of
@@ -52,6 +56,8 @@ _FIELDS = frozenset(
         "jwks",
         "jwks_uri",
         "secret_sha256",
+        "redirect_uris",
+        "post_logout_redirect_uris",
     }
 )
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -71,6 +77,8 @@ class Declared:
     jwks: Mapping[str, Any] | None
     jwks_uri: str | None
     secret_sha256: str | None
+    redirect_uris: list[str] | None = None
+    post_logout_redirect_uris: list[str] | None = None
 
 
 def read(path: Path) -> list[Declared]:
@@ -104,7 +112,7 @@ def _declared(index: int, entry: object) -> Declared:
     for name in ("client_id", "kind", "auth_method"):
         if not isinstance(entry.get(name), str):
             raise ConfigError(f"{where}: {name} must be a string")
-    for name in ("audiences", "scopes"):
+    for name in ("audiences", "scopes", "redirect_uris", "post_logout_redirect_uris"):
         if not isinstance(entry.get(name, []), list):
             raise ConfigError(f"{where}: {name} must be a list")
     secret_sha256 = entry.get("secret_sha256")
@@ -126,6 +134,8 @@ def _declared(index: int, entry: object) -> Declared:
         jwks=entry.get("jwks"),
         jwks_uri=entry.get("jwks_uri"),
         secret_sha256=secret_sha256,
+        redirect_uris=entry.get("redirect_uris"),
+        post_logout_redirect_uris=entry.get("post_logout_redirect_uris"),
     )
 
 
@@ -148,6 +158,8 @@ async def apply(
                 jwks=client.jwks,
                 jwks_uri=client.jwks_uri,
                 secret_hash=client.secret_sha256,
+                redirect_uris=client.redirect_uris,
+                post_logout_redirect_uris=client.post_logout_redirect_uris,
                 now=now,
             )
         except (registry.RegistryError, registry.ClientExistsError) as exc:

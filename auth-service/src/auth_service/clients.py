@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from auth_service import registry
 from auth_service.errors import OAuthError
+from auth_service.keys.signing import JWS
 from auth_service.metrics import Metrics
 from auth_service.models import ClientAssertion
 from auth_service.registry import ALGS_BY_KTY, RegisteredClient
@@ -350,7 +351,8 @@ def _signed_by(assertion: str, key: Mapping[str, Any], alg: str) -> bool:
     if key.get("alg", alg) != alg:
         return False
     try:
-        jwt.PyJWS().decode_complete(assertion, key=jwt.PyJWK(dict(key), algorithm=alg))
+        public = jwt.PyJWK(dict(key), algorithm=registry.pyjwt_alg(alg)).key
+        JWS.decode_complete(assertion, key=public, algorithms=[alg])
     except (jwt.PyJWTError, ValueError, TypeError):
         return False
     return True

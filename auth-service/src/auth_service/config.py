@@ -18,7 +18,7 @@ from gatepass.db import sqlite_url
 from gatepass.settings import ConfigError as ServiceConfigError
 from gatepass.settings import ServiceSettings
 
-SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+SigningAlg = Literal["ES256", "RS256", "Ed25519"]
 
 DEFAULT_ROLE_SCOPES: dict[str, list[str]] = {
     "user": ["mail:read", "mail:send", "video:read", "video:upload"],
@@ -55,8 +55,13 @@ class Settings(ServiceSettings):
     kek: SecretStr | None = None
     kek_file: Path | None = None
 
-    # Tokens
+    # Tokens. ``EdDSA`` (RFC 9864 deprecates the name) is read as ``Ed25519``. ID tokens have a
+    # signing key of their own: OpenID Connect requires RS256 to be available for them.
     signing_alg: SigningAlg = "ES256"
+    id_token_signing_alg: SigningAlg = "RS256"  # noqa: S105 - an algorithm's name
+    id_token_ttl: int = Field(300, ge=30, le=3600)
+    # Authorization codes (RFC 6749 §4.1.2: short-lived, single use).
+    authorization_code_ttl: int = Field(60, ge=10, le=600)
     access_token_ttl: int = Field(300, ge=30, le=3600)
     audiences: Annotated[list[str], NoDecode] = ["auth", "mail", "video"]
     self_audience: str = (
@@ -119,6 +124,13 @@ class Settings(ServiceSettings):
     # Clients declared in a file, registered (or brought in line) at every start: client_file.py.
     clients_file: Path | None = None
 
+    # The browser's cookies carry ``Secure`` (and the ``__Host-``/``__Secure-`` name prefixes).
+    # Off only in development, for a plain-HTTP loopback issuer.
+    cookie_secure: bool = True
+    # The web page's buttons that call other services (the page calls them for the signed-in
+    # user, with the access token kept in its cookie): a name -> the URL of a GET route.
+    page_calls: dict[str, str] = Field(default_factory=dict)
+
     # Readers of the revocation feed (GET /revocations): name -> bearer token, one per edge (or
     # per group of edges), so that one can be rotated alone. Logs name the reader, never the
     # token. None configured: anonymous in development, nobody at all in production.
@@ -139,6 +151,11 @@ class Settings(ServiceSettings):
     def _strip_issuer(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("signing_alg", "id_token_signing_alg", mode="before")
+    @classmethod
+    def _current_alg_name(cls, value: object) -> object:
+        return "Ed25519" if value == "EdDSA" else value  # RFC 9864's name for the same thing
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         # The messages name settings, never what they hold (the runner prints them as they are).
@@ -157,6 +174,11 @@ class Settings(ServiceSettings):
                     "introspection_clients"
                 )
         self._check_feed_read_tokens()
+        if not self.cookie_secure and not self.is_development:
+            raise ValueError("cookie_secure can be off only in development (plain-HTTP loopback)")
+        for name, url in self.page_calls.items():
+            if _READER_NAME.fullmatch(name) is None or not url.startswith(("https://", "http://")):
+                raise ValueError("page_calls: each name a short word, each URL http(s)")
         return self
 
     def _check_feed_read_tokens(self) -> None:

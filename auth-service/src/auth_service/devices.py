@@ -45,6 +45,7 @@ from auth_service.models import RefreshToken, User
 from auth_service.models import Session as DeviceSession
 from auth_service.state import Services
 from auth_service.tokens import (
+    IDENTITY_SCOPES,
     AccessGrant,
     InvalidRefreshToken,
     RefreshTokenPlace,
@@ -109,11 +110,14 @@ async def open_session(
     user_agent: str | None,
     ip: str | None,
     audiences: Sequence[str] | None = None,
+    scopes: Sequence[str] | None = None,
 ) -> TokenPair:
     """A login: a new device session, its first refresh token and an access token.
 
     ``audiences`` (checked by the caller, :func:`auth_service.grants.audiences_for`) are what
     the session's access tokens name, stored with it; None: the settings' ``app_audiences``.
+    ``scopes`` (a sign-in through an app: what it asked for) are kept with the session and its
+    tokens carry them, within the user's roles at every refresh; None: the roles' whole grant.
 
     The user is read again under the signing lock: a role change, a disable or a password change
     since the password was checked counts (a login that checked the old password while it was
@@ -133,6 +137,7 @@ async def open_session(
             audiences=list(
                 audiences if audiences is not None else svc.settings.default_app_audiences
             ),
+            scopes=None if scopes is None else sorted(set(scopes)),
         )
 
     pair = await revocation.after_cut_off(attempt, svc.sleep)
@@ -150,6 +155,7 @@ async def _open(
     user_agent: str | None,
     ip: str | None,
     audiences: list[str],
+    scopes: list[str] | None,
 ) -> TokenPair:
     now = svc.clock()
     async with svc.sessions() as db:
@@ -169,6 +175,7 @@ async def _open(
             last_used_at=now,
             expires_at=now + timedelta(seconds=svc.settings.session_absolute_lifetime),
             audiences=audiences,
+            scope=scopes,
         )
         db.add(session)
         await db.flush()
@@ -180,7 +187,7 @@ async def _open(
             user,
             session,
             refresh_token=refresh_token,
-            scopes=_granted(user, svc.settings),
+            scopes=_granted(user, svc.settings, session),
             audiences=audiences,
             now=now,
         )
@@ -203,8 +210,13 @@ def _new_link(
     return row, token
 
 
-def _granted(user: User, settings: Settings) -> list[str]:
-    return scopes_for(user.roles, settings)
+def _granted(user: User, settings: Settings, session: DeviceSession) -> list[str]:
+    """What the session's tokens may carry: the user's roles' scopes now, narrowed to what the
+    sign-in asked for when it asked (OpenID Connect's own scopes kept: no role grants them)."""
+    roles = scopes_for(user.roles, settings)
+    if session.scope is None:
+        return roles
+    return sorted(s for s in session.scope if s in roles or s in IDENTITY_SCOPES)
 
 
 def _pair(
@@ -418,7 +430,7 @@ async def _rotate(
 ) -> TokenPair | None:
     """Retire ``retired`` (``row``, the presented token, or its unused successor), issue its
     successor and sign; None if another step won the race."""
-    scopes = _access_scopes(found.user, svc.settings, narrowed.scope)
+    scopes = _access_scopes(found.user, svc.settings, found.session, narrowed.scope)
     audiences = grants.audiences_for(
         svc.settings,
         narrowed.resource,
@@ -443,9 +455,11 @@ async def _rotate(
     )
 
 
-def _access_scopes(user: User, settings: Settings, requested: frozenset[str] | None) -> list[str]:
+def _access_scopes(
+    user: User, settings: Settings, session: DeviceSession, requested: frozenset[str] | None
+) -> list[str]:
     """The access token's scopes: the session's whole grant, or the narrower set requested."""
-    granted = _granted(user, settings)
+    granted = _granted(user, settings, session)
     if requested is None:
         return granted
     if not requested <= set(granted):

@@ -47,6 +47,9 @@ class Session(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
     # The audiences the session's user tokens name; None: the app default (settings).
     audiences: Mapped[list[str] | None]
+    # The scopes a sign-in through an app asked for (OpenID Connect's among them), kept within
+    # the user's roles at every refresh; None: the roles' whole grant.
+    scope: Mapped[list[str] | None]
 
 
 # A live refresh token: neither exchanged nor superseded. A session has at most one.
@@ -105,6 +108,10 @@ class Client(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # An app signing users in through the authorization endpoint: where codes may be sent
+    # (compared exactly), and where RP-initiated logout may send the browser back to.
+    redirect_uris: Mapped[list[str] | None]
+    post_logout_redirect_uris: Mapped[list[str] | None]
 
 
 class ClientAssertion(Base):
@@ -126,6 +133,9 @@ class SigningKey(Base):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     alg: Mapped[str] = mapped_column(String(16))
+    # What it signs: ``access`` tokens or OpenID Connect ``id`` tokens; each purpose has its own
+    # life cycle (an active key each, its own algorithm).
+    purpose: Mapped[str] = mapped_column(String(16), default="access", server_default="access")
     state: Mapped[str] = mapped_column(String(16), index=True)
     public_jwk: Mapped[dict[str, Any]]
     private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
@@ -134,6 +144,30 @@ class SigningKey(Base):
     activated_at: Mapped[datetime | None]
     retired_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class AuthorizationCode(Base):
+    """An authorization code (RFC 6749 §4.1), by its SHA-256 only: single use, short-lived.
+
+    ``session_id`` is the browser's sign-in the user approved with; ``issued_session_id`` the
+    session its redemption opened for the client, revoked when the code is presented again."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(40))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    audiences: Mapped[list[str]]
+    nonce: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    auth_time: Mapped[datetime]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    issued_session_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class RevocationEvent(Base):

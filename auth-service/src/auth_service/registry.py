@@ -6,7 +6,11 @@ with ``private_key_jwt`` (RFC 7523: its public keys are kept inline, ``jwks``, o
 ``jwks_uri``), with ``client_secret_basic`` (a 256-bit secret the service makes, shown once and
 kept as its SHA-256 only), or not at all (``none``: a public app). Its ``audiences`` are those it
 may ask tokens for, its ``scopes`` those it may hold, its ``resource`` the audience it serves
-itself (a user token it exchanges must name it).
+itself (a user token it exchanges must name it). An app that signs users in through the
+authorization endpoint also has ``redirect_uris`` (where its codes may go, compared exactly) and
+``post_logout_redirect_uris`` (where RP-initiated logout may send the browser back): absolute
+``https`` URIs (``http`` only to a loopback host), no fragment, at most
+:data:`REDIRECT_URIS_MAX` of each; a service has neither.
 
 Clients configured in the settings (``GATEPASS_AUTH_CLIENTS``, ``..._INTROSPECTION_CLIENTS``)
 keep working beside the registry; an id configured there cannot be registered. A client id never
@@ -69,11 +73,14 @@ JWKS_MAX_KEYS: Final = 10
 JWKS_MAX_BYTES: Final = 64 * 1024
 KID_MAX: Final = 200
 RSA_MIN_BITS: Final = 2048
-# The signature algorithms an assertion may use, by the key type that verifies it.
+REDIRECT_URIS_MAX: Final = 10
+REDIRECT_URI_MAX: Final = 2048
+# The signature algorithms an assertion may use, by the key type that verifies it. Ed25519 is
+# ``Ed25519`` since RFC 9864, which deprecates ``EdDSA``: both are accepted.
 ALGS_BY_KTY: Final[Mapping[str, frozenset[str]]] = {
     "EC": frozenset({"ES256"}),
     "RSA": frozenset({"RS256", "PS256"}),
-    "OKP": frozenset({"EdDSA"}),
+    "OKP": frozenset({"EdDSA", "Ed25519"}),
 }
 _CURVES: Final = {"EC": "P-256", "OKP": "Ed25519"}
 
@@ -108,6 +115,8 @@ class RegisteredClient:
     jwks_uri: str | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
     @property
     def confidential(self) -> bool:
@@ -128,7 +137,19 @@ def _record(row: Client) -> RegisteredClient:
         jwks_uri=row.jwks_uri,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        redirect_uris=tuple(row.redirect_uris or ()),
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
+
+
+def web_origins(client: RegisteredClient) -> set[str]:
+    """The origins (``scheme://host[:port]``) of an app's redirect and post-logout URIs: the
+    web pages that may call the token and userinfo endpoints from a browser (CORS)."""
+    origins: set[str] = set()
+    for uri in (*client.redirect_uris, *client.post_logout_redirect_uris):
+        parts = urlsplit(uri)
+        origins.add(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower())
+    return origins
 
 
 def hash_secret(secret: str) -> str:
@@ -266,12 +287,16 @@ async def register(
     resource: str | None = None,
     jwks: Mapping[str, Any] | None = None,
     jwks_uri: str | None = None,
+    redirect_uris: Iterable[str] | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
     now: datetime,
 ) -> tuple[RegisteredClient, str | None]:
     """Register a client and commit. Answers the client and, for ``client_secret_basic``, the
     secret the service made for it: shown this once, kept as its hash only."""
     _check_identity(settings, client_id, kind, auth_method)
     keys, uri = _keys_for(auth_method, jwks, jwks_uri, settings)
+    redirects = _redirect_uris(kind, redirect_uris, "redirect_uris")
+    logouts = _redirect_uris(kind, post_logout_redirect_uris, "post_logout_redirect_uris")
     secret = secrets.token_urlsafe(SECRET_BYTES) if auth_method == "client_secret_basic" else None
     row = Client(
         id=client_id,
@@ -286,6 +311,8 @@ async def register(
         disabled=False,
         created_at=now,
         updated_at=now,
+        redirect_uris=redirects,
+        post_logout_redirect_uris=logouts,
     )
     db.add(row)
     try:
@@ -310,6 +337,8 @@ async def declare(
     jwks: Mapping[str, Any] | None,
     jwks_uri: str | None,
     secret_hash: str | None,
+    redirect_uris: Iterable[str] | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
     now: datetime,
 ) -> RegisteredClient:
     """Register a client as a clients file declares it, or bring the registered one in line
@@ -329,6 +358,10 @@ async def declare(
         "audiences": _audiences(audiences, settings),
         "scopes": _scopes(scopes, settings),
         "resource": _resource(resource, settings),
+        "redirect_uris": _redirect_uris(kind, redirect_uris, "redirect_uris"),
+        "post_logout_redirect_uris": _redirect_uris(
+            kind, post_logout_redirect_uris, "post_logout_redirect_uris"
+        ),
     }
     for _ in range(2):  # a replica that registered it first makes ours an update
         row = await db.get(Client, client_id)
@@ -358,11 +391,14 @@ async def update(
     resource: str | EllipsisType | None = ...,
     jwks: Mapping[str, Any] | EllipsisType | None = ...,
     jwks_uri: str | EllipsisType | None = ...,
+    redirect_uris: Iterable[str] | None = None,
+    post_logout_redirect_uris: Iterable[str] | None = None,
     now: datetime,
 ) -> RegisteredClient:
     """Change what is given (``None`` lists and ``...`` leave a field as it is; ``None`` clears
-    ``resource``) and commit. A private_key_jwt client has its keys inline or at a URI: setting
-    one drops the other. Tokens already issued keep what they were issued with until they expire.
+    ``resource``; an empty list clears an app's redirect URIs) and commit. A private_key_jwt
+    client has its keys inline or at a URI: setting one drops the other. Tokens already issued
+    keep what they were issued with until they expire.
     """
     row = await _row(db, client_id)
     if audiences is not None:
@@ -371,6 +407,12 @@ async def update(
         row.scopes = _scopes(scopes, settings)
     if not isinstance(resource, EllipsisType):
         row.resource = _resource(resource, settings)
+    if redirect_uris is not None:
+        row.redirect_uris = _redirect_uris(row.kind, redirect_uris, "redirect_uris")
+    if post_logout_redirect_uris is not None:
+        row.post_logout_redirect_uris = _redirect_uris(
+            row.kind, post_logout_redirect_uris, "post_logout_redirect_uris"
+        )
     if not isinstance(jwks, EllipsisType) or not isinstance(jwks_uri, EllipsisType):
         new_keys = row.jwks if isinstance(jwks, EllipsisType) else jwks
         new_uri = row.jwks_uri if isinstance(jwks_uri, EllipsisType) else jwks_uri
@@ -605,7 +647,7 @@ def check_public_jwk(key: Any, where: str = "the key") -> str:
     if key.get("use", "sig") != "sig":
         raise RegistryError(f"{where.capitalize()}: use must be 'sig'.")
     try:
-        loaded = jwt.PyJWK(dict(key), algorithm=alg or min(ALGS_BY_KTY[kty]))
+        loaded = jwt.PyJWK(dict(key), algorithm=pyjwt_alg(alg or min(ALGS_BY_KTY[kty])))
     except (jwt.PyJWTError, ValueError, TypeError):
         # PyJWT's message may quote the key: never pass it on.
         raise RegistryError(f"{where.capitalize()} is not a valid {kty} public key.") from None
@@ -614,7 +656,53 @@ def check_public_jwk(key: Any, where: str = "the key") -> str:
     return kid
 
 
+def pyjwt_alg(alg: str) -> str:
+    """The name PyJWT knows an algorithm by: it predates RFC 9864's ``Ed25519``."""
+    return "EdDSA" if alg == "Ed25519" else alg
+
+
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
+
+
+def _redirect_uris(kind: str, values: Iterable[str] | None, what: str) -> list[str] | None:
+    """An app's redirect (or post-logout) URIs, checked (:func:`check_redirect_uri`), each once,
+    in the order given; None when there are none. A service has none."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise RegistryError(f"{what} must be a list.")
+    uris = list(values)
+    if uris and kind != "app":
+        raise RegistryError(f"Only an app has {what}.")
+    if len(uris) > REDIRECT_URIS_MAX:
+        raise RegistryError(f"{what}: at most {REDIRECT_URIS_MAX} URIs.")
+    checked = [check_redirect_uri(uri, what) for uri in uris]
+    return list(dict.fromkeys(checked)) or None
+
+
+def check_redirect_uri(uri: object, what: str = "redirect_uris") -> str:
+    """An absolute ``https`` URI (``http`` only to a loopback host: 127.0.0.1, ::1,
+    localhost), with no fragment (RFC 6749 §3.1.2) and no credentials. Compared exactly when
+    used, so it is kept as given."""
+    if not isinstance(uri, str) or not 1 <= len(uri) <= REDIRECT_URI_MAX:
+        raise RegistryError(f"{what}: each a URI of at most {REDIRECT_URI_MAX} characters.")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in uri):
+        raise RegistryError(f"{what}: a URI holds a space or a control character.")
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise RegistryError(f"{what}: a URI is not valid.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise RegistryError(f"{what}: each must be an absolute https URI.")
+    if "#" in uri:
+        raise RegistryError(f"{what}: a URI may not have a fragment.")
+    if parts.username is not None or parts.password is not None:
+        raise RegistryError(f"{what}: a URI may not carry credentials.")
+    if parts.scheme == "http" and not _loopback(host):
+        raise RegistryError(f"{what}: each must be https (http only to a loopback host).")
+    return uri
 
 
 def check_jwks_uri(uri: str, settings: Settings) -> str:

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from auth_service.config import Settings
-from auth_service.keys import SigningMaterial
+from auth_service.keys import SigningMaterial, sign_jwt
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - the RFC 9068 media type, not a secret
 MAX_SCOPE_LENGTH = 1024
@@ -110,6 +109,11 @@ def hash_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# What OpenID Connect's scopes ask for: an ID token and /userinfo (``openid``), the email there.
+# No role grants them; a sign-in through an app asks for them (auth_service.authorization).
+IDENTITY_SCOPES: Final = frozenset({"openid", "email"})
+
+
 def scopes_for(roles: list[str], settings: Settings) -> list[str]:
     scopes: set[str] = set()
     for role in roles:
@@ -178,10 +182,5 @@ def issue_access_token(
         claims["sid"] = grant.session_id
     if grant.act is not None:
         claims["act"] = grant.act
-    token = jwt.encode(
-        claims,
-        key.private_key,
-        algorithm=key.alg,
-        headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
-    )
+    token = sign_jwt(key, claims, typ=ACCESS_TOKEN_TYPE)
     return SignedAccessToken(token, exp - iat)

@@ -23,7 +23,8 @@ from typing import Any
 
 from gatepass.core.jwk import new_private_jwk, public_of
 
-ALGORITHMS = ("ES256", "EdDSA", "RS256")
+# Ed25519 under RFC 9864's name (``EdDSA``, its deprecated name, is no choice for a new key).
+ALGORITHMS = ("ES256", "Ed25519", "RS256")
 
 
 def write_private_jwk(path: Path, alg: str = "ES256") -> dict[str, str]:

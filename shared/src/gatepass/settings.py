@@ -42,7 +42,8 @@ from gatepass.core.feed import FeedConfig
 from gatepass.core.keyset import KeySetConfig
 from gatepass.core.oauth import ClientIdentity
 
-AlgorithmName = Literal["ES256", "RS256", "EdDSA"]
+# Ed25519 under both its names: RFC 9864's, and the deprecated ``EdDSA`` older issuers still use.
+AlgorithmName = Literal["ES256", "RS256", "Ed25519", "EdDSA"]
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 IPNetwork = IPv4Network | IPv6Network
@@ -202,7 +203,12 @@ class EdgeAuthSettings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str
     jwks_url: str | None = None
-    algorithms: Annotated[tuple[AlgorithmName, ...], NoDecode] = ("ES256", "RS256", "EdDSA")
+    algorithms: Annotated[tuple[AlgorithmName, ...], NoDecode] = (
+        "ES256",
+        "RS256",
+        "Ed25519",
+        "EdDSA",
+    )
     leeway: float = Field(60.0, ge=0, le=300)
     max_token_bytes: int = Field(8 * 1024, ge=1024, le=64 * 1024)
 

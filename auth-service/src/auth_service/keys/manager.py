@@ -3,7 +3,10 @@
 Life cycle (the rules are :mod:`auth_service.keys.rotation`): the scheduled job (:meth:`maintain`)
 publishes a ``next`` key in time, promotes it to ``active`` when due, ``retires`` the key it
 replaces and removes what has expired; the operator may :meth:`rotate` early or :meth:`revoke` a
-key at once.
+key at once. Each purpose (``access`` tokens, OpenID Connect ``id`` tokens) has its own keys and
+runs this life cycle on them alone, with its own algorithm (``signing_alg``,
+``id_token_signing_alg``): an ID-token key never signs an access token, and changing one
+algorithm goes through the usual publish-then-sign lead without touching the other purpose.
 
 Every change happens in one transaction that first takes the key-rotation lock
 (:mod:`auth_service.keys.lock`); the key rows are read again under the lock and the decision is
@@ -39,7 +42,17 @@ from auth_service.keys import published, rotation
 from auth_service.keys.kek import KEK_BYTES
 from auth_service.keys.lock import take_rotation_lock
 from auth_service.keys.published import JwksDocument, SigningMaterial, Snapshot
-from auth_service.keys.rotation import ACTIVE, PUBLISHED_STATES, REVOKED, NewKeyPlan, Schedule
+from auth_service.keys.rotation import (
+    ACCESS,
+    ACTIVE,
+    PUBLISHED_STATES,
+    PURPOSES,
+    REVOKED,
+    NewKeyPlan,
+    Schedule,
+    of_purpose,
+    purpose_of,
+)
 from auth_service.keys.sealing import NewKey, PrivateKey, PublicKey, new_key, unseal_all
 from auth_service.metrics import Metrics
 from auth_service.models import SecurityEvent, SigningKey
@@ -59,6 +72,10 @@ class KeyNotFoundError(KeyManagerError):
     """No signing key has the given kid (never existed, or already removed)."""
 
 
+class UnknownPurposeError(KeyManagerError, ValueError):
+    """A purpose other than ``access`` and ``id``."""
+
+
 class NoActiveKeyError(KeyManagerError):
     """There is no key to sign with (the manager was not started, or every key was removed)."""
 
@@ -70,6 +87,7 @@ class KeyInfo:
     kid: str
     alg: str
     state: str
+    purpose: str
     created_at: datetime
     promote_after: datetime | None
     activated_at: datetime | None
@@ -82,6 +100,7 @@ class KeyInfo:
             kid=row.kid,
             alg=row.alg,
             state=row.state,
+            purpose=purpose_of(row),
             created_at=row.created_at,
             promote_after=row.promote_after,
             activated_at=row.activated_at,
@@ -99,7 +118,8 @@ class _Outcome:
     promotions: int = 0
 
 
-_Job: TypeAlias = Callable[[AsyncSession, list[SigningKey], datetime], Awaitable[_Outcome]]
+# A locked job gets the rows of one purpose, read under the lock, the time, and that purpose.
+_Job: TypeAlias = Callable[[AsyncSession, list[SigningKey], datetime, str], Awaitable[_Outcome]]
 
 
 class KeyManager:
@@ -120,7 +140,9 @@ class KeyManager:
         self._kek = kek
         self._clock = clock
         self._metrics = metrics
-        self._schedule = Schedule.from_settings(settings)
+        self._schedules = {
+            purpose: Schedule.from_settings(settings, purpose) for purpose in PURPOSES
+        }
         self._snapshot_max_age = min(SNAPSHOT_MAX_AGE, settings.key_check_interval)
         self._holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         self._snapshot: Snapshot | None = None
@@ -130,51 +152,62 @@ class KeyManager:
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """First boot makes a key active at once (nobody can have cached a JWKS yet); every boot
-        then catches up on the schedule and loads the snapshot, which also checks the KEK.
+        """First boot makes a key of each purpose active at once (nobody can have cached a JWKS
+        yet); every boot then catches up on the schedule and loads the snapshot, which also
+        checks the KEK.
         """
         await self.maintain()
         await self._refresh(force=True)
 
     async def maintain(self) -> list[str]:
-        """The scheduled job: remove expired keys, promote a due key, publish a successor.
+        """The scheduled job, for each purpose: remove expired keys, promote a due key, publish a
+        successor.
 
         The rows are first read without the lock, so the common case (nothing to do) writes
         nothing, and so a new key (slow for RSA) is generated before the lock is taken.
         """
-        plan = rotation.plan(await self._read_rows(), self._clock(), self._schedule)
-        if plan.is_empty():
+        rows, now = await self._read_rows(), self._clock()
+        actions: list[str] = []
+        for purpose in PURPOSES:
+            plan = rotation.plan(of_purpose(rows, purpose), now, self._schedules[purpose])
+            if plan.is_empty():
+                continue
+            spare = await self._generate(plan.create.alg) if plan.create else None
+            outcome = await self._locked(purpose, partial(self._apply_plan, spare=spare))
+            actions += outcome.actions
+        if not actions:
             await self._current()  # keeps the snapshot and the key-age gauge fresh
-            return []
-        spare = await self._generate(plan.create.alg) if plan.create else None
-        outcome = await self._locked(partial(self._apply_plan, spare=spare))
-        return outcome.actions
+        return actions
 
-    async def rotate(self, *, immediately: bool = False) -> str:
-        """Forced rotation. By default the next key signs one publish lead after it was published
-        (the scheduled job promotes it then). With ``immediately`` a new, unpublished key signs at
-        once: edges that do not hold it yet fetch the JWKS on the unknown kid.
+    async def rotate(self, *, immediately: bool = False, purpose: str = ACCESS) -> str:
+        """Forced rotation of one purpose's key. By default the next key signs one publish lead
+        after it was published (the scheduled job promotes it then). With ``immediately`` a new,
+        unpublished key signs at once: edges that do not hold it yet fetch the JWKS on the
+        unknown kid.
         """
-        rows = await self._read_rows()
+        schedule = self._schedule_of(purpose)
+        rows = of_purpose(await self._read_rows(), purpose)
         needs_key = immediately or not rotation.nexts(rows)
-        spare = await self._generate(self._schedule.alg) if needs_key else None
+        spare = await self._generate(schedule.alg) if needs_key else None
         job = self._rotate_now if immediately else self._schedule_rotation
-        outcome = await self._locked(partial(job, spare=spare))
+        outcome = await self._locked(purpose, partial(job, spare=spare))
         if outcome.kid is None:  # pragma: no cover - both jobs always name a key
             raise KeyManagerError("rotation chose no key")
         return outcome.kid
 
     async def revoke(self, kid: str) -> None:
         """Emergency: the key leaves the JWKS at once and the edges learn it from the feed. If it
-        was signing, another key signs at once (a published next key if there is one).
+        was signing, another key of its purpose signs at once (a published next key if there is
+        one).
         """
         rows = await self._read_rows()
         target = next((row for row in rows if row.kid == kid), None)
         if target is None:
             raise KeyNotFoundError(kid)
-        needs_key = target.state == ACTIVE and not rotation.nexts(rows)
-        spare = await self._generate(self._schedule.alg) if needs_key else None
-        await self._locked(partial(self._revoke, kid=kid, spare=spare))
+        purpose = purpose_of(target)
+        needs_key = target.state == ACTIVE and not rotation.nexts(of_purpose(rows, purpose))
+        spare = await self._generate(self._schedule_of(purpose).alg) if needs_key else None
+        await self._locked(purpose, partial(self._revoke, kid=kid, spare=spare))
 
     async def run_forever(self, *, sleep: Sleep = asyncio.sleep) -> None:
         """maintain() every key_check_interval (±10 % so replicas spread out), on
@@ -207,15 +240,28 @@ class KeyManager:
 
     # -- readers ---------------------------------------------------------------------------------
 
-    async def signing_key(self) -> SigningMaterial:
-        snapshot = await self._current()
-        if snapshot.active is None:
-            raise NoActiveKeyError("no active signing key")
-        return snapshot.active
+    async def signing_key(self, purpose: str = ACCESS) -> SigningMaterial:
+        """The key that signs ``purpose``'s tokens now: ``access`` tokens, or ``id`` tokens."""
+        self._schedule_of(purpose)
+        active = (await self._current()).active.get(purpose)
+        if active is None:
+            raise NoActiveKeyError(f"no active {purpose} signing key")
+        return active
 
     async def verification_key(self, kid: str) -> tuple[str, PublicKey] | None:
-        """(alg, public key) of a published key, for verifying our own tokens; None otherwise."""
+        """(alg, public key) of a published key of any purpose, for verifying our own tokens
+        (the token's ``typ`` tells an access token from an ID token); None otherwise."""
         return (await self._current()).public.get(kid)
+
+    async def published_algs(self, purpose: str | None = None) -> list[str]:
+        """The sorted algorithms of the published keys (active, next, retired) of ``purpose``, or
+        of every purpose: what discovery may claim, since a relying party can verify only those.
+        """
+        algs = (await self._current()).algs
+        if purpose is not None:
+            self._schedule_of(purpose)
+            return list(algs.get(purpose, ()))
+        return sorted({alg for names in algs.values() for alg in names})
 
     async def jwks(self) -> JwksDocument:
         return (await self._current()).jwks
@@ -233,16 +279,28 @@ class KeyManager:
         return age
 
     def has_active_key(self) -> bool:
-        return self._snapshot is not None and self._snapshot.active is not None
+        """Every purpose has a key to sign with (a service that cannot sign ID tokens is not
+        ready either)."""
+        return self._snapshot is not None and all(
+            purpose in self._snapshot.active for purpose in PURPOSES
+        )
+
+    def _schedule_of(self, purpose: str) -> Schedule:
+        schedule = self._schedules.get(purpose)
+        if schedule is None:
+            raise UnknownPurposeError(f"unknown key purpose {purpose!r} (access or id)")
+        return schedule
 
     # -- locked jobs: each runs on the rows as read under the lock --------------------------------
 
-    async def _locked(self, job: _Job) -> _Outcome:
-        """Run ``job`` in one transaction holding the key-rotation lock, on freshly read rows."""
+    async def _locked(self, purpose: str, job: _Job) -> _Outcome:
+        """Run ``job`` in one transaction holding the key-rotation lock, on the freshly read rows
+        of ``purpose``."""
         async with self._sessions() as session, session.begin():
             await take_rotation_lock(session, self._holder, self._clock())
-            rows = list((await session.scalars(select(SigningKey))).all())
-            outcome = await job(session, rows, self._clock())
+            result = await session.scalars(select(SigningKey))
+            rows = of_purpose(result.all(), purpose)
+            outcome = await job(session, rows, self._clock(), purpose)
         if outcome.promotions:
             self._metrics.key_rotations.inc(outcome.promotions)
         for action in outcome.actions:
@@ -251,9 +309,15 @@ class KeyManager:
         return outcome
 
     async def _apply_plan(
-        self, session: AsyncSession, rows: list[SigningKey], now: datetime, *, spare: NewKey | None
+        self,
+        session: AsyncSession,
+        rows: list[SigningKey],
+        now: datetime,
+        purpose: str,
+        *,
+        spare: NewKey | None,
     ) -> _Outcome:
-        plan = rotation.plan(rows, now, self._schedule)
+        plan = rotation.plan(rows, now, self._schedules[purpose])
         by_kid = {row.kid: row for row in rows}
         outcome = _Outcome()
         for kid in plan.delete:
@@ -267,35 +331,49 @@ class KeyManager:
             outcome.actions.append(f"promoted {plan.promote}")
             outcome.promotions += 1
         if plan.create is not None:
-            row = await self._add_key(session, plan.create, now, spare)
+            row = await self._add_key(session, plan.create, now, spare, purpose)
             outcome.actions.append(rotation.describe_new(row))
         return outcome
 
     async def _schedule_rotation(
-        self, session: AsyncSession, rows: list[SigningKey], now: datetime, *, spare: NewKey | None
+        self,
+        session: AsyncSession,
+        rows: list[SigningKey],
+        now: datetime,
+        purpose: str,
+        *,
+        spare: NewKey | None,
     ) -> _Outcome:
         """Bring the next key forward (never to less than one lead after it was published), or
         publish one to sign one lead from now.
         """
+        schedule = self._schedules[purpose]
         nexts = rotation.nexts(rows)
         if nexts:
             row = nexts[0]
-            when = rotation.brought_forward(row, now, self._schedule.lead)
+            when = rotation.brought_forward(row, now, schedule.lead)
             row.promote_after = when
             action = f"next key {row.kid} signs from {when.isoformat()}"
             return _Outcome(kid=row.kid, actions=[action])
-        plan = NewKeyPlan(self._schedule.alg, now + self._schedule.lead)
-        row = await self._add_key(session, plan, now, spare)
+        plan = NewKeyPlan(schedule.alg, now + schedule.lead)
+        row = await self._add_key(session, plan, now, spare, purpose)
         return _Outcome(kid=row.kid, actions=[rotation.describe_new(row)])
 
     async def _rotate_now(
-        self, session: AsyncSession, rows: list[SigningKey], now: datetime, *, spare: NewKey | None
+        self,
+        session: AsyncSession,
+        rows: list[SigningKey],
+        now: datetime,
+        purpose: str,
+        *,
+        spare: NewKey | None,
     ) -> _Outcome:
         outcome = _Outcome(promotions=1)
         for row in rotation.actives(rows):
             rotation.retire(row, now)
             outcome.actions.append(f"retired {row.kid}")
-        new = await self._add_key(session, NewKeyPlan(self._schedule.alg, None), now, spare)
+        plan = NewKeyPlan(self._schedules[purpose].alg, None)
+        new = await self._add_key(session, plan, now, spare, purpose)
         outcome.kid = new.kid
         outcome.actions.append(f"{rotation.describe_new(new)} (forced, unpublished before)")
         return outcome
@@ -305,6 +383,7 @@ class KeyManager:
         session: AsyncSession,
         rows: list[SigningKey],
         now: datetime,
+        purpose: str,
         *,
         kid: str,
         spare: NewKey | None,
@@ -318,8 +397,10 @@ class KeyManager:
         outcome = _Outcome(kid=kid, actions=[f"revoked {previous} key {kid}"])
         replacement = None
         if previous == ACTIVE and not rotation.actives(rows):
-            replacement = await self._replace_active(session, rows, now, spare, outcome)
-        await self._record_revocation(session, kid, previous, replacement, now)
+            replacement = await self._replace_active(
+                session, rows, now, spare, outcome, purpose=purpose
+            )
+        await self._record_revocation(session, kid, previous, replacement, now, purpose=purpose)
         return outcome
 
     async def _replace_active(
@@ -329,6 +410,8 @@ class KeyManager:
         now: datetime,
         spare: NewKey | None,
         outcome: _Outcome,
+        *,
+        purpose: str,
     ) -> str:
         """A published next key if there is one (edges already hold it), else a new key."""
         nexts = rotation.nexts(rows)
@@ -337,18 +420,26 @@ class KeyManager:
             outcome.actions.append(f"promoted {nexts[0].kid}")
             outcome.promotions += 1
             return nexts[0].kid
-        row = await self._add_key(session, NewKeyPlan(self._schedule.alg, None), now, spare)
+        plan = NewKeyPlan(self._schedules[purpose].alg, None)
+        row = await self._add_key(session, plan, now, spare, purpose)
         outcome.actions.append(rotation.describe_new(row))
         outcome.promotions += 1
         return row.kid
 
     async def _record_revocation(
-        self, session: AsyncSession, kid: str, previous: str, replacement: str | None, now: datetime
+        self,
+        session: AsyncSession,
+        kid: str,
+        previous: str,
+        replacement: str | None,
+        now: datetime,
+        *,
+        purpose: str,
     ) -> None:
-        """The feed entry lives as long as any token the key signed: access TTL plus leeway."""
-        await revocation.record(
-            session, self._settings, "key", kid, now, expires_at=now + self._schedule.expiry
-        )
+        """The feed entry lives as long as any token the key signed: its purpose's token TTL plus
+        leeway."""
+        expires_at = now + self._schedules[purpose].expiry
+        await revocation.record(session, self._settings, "key", kid, now, expires_at=expires_at)
         session.add(
             SecurityEvent(
                 kind="key_revoked",
@@ -361,13 +452,19 @@ class KeyManager:
         )
 
     async def _add_key(
-        self, session: AsyncSession, plan: NewKeyPlan, now: datetime, spare: NewKey | None
+        self,
+        session: AsyncSession,
+        plan: NewKeyPlan,
+        now: datetime,
+        spare: NewKey | None,
+        purpose: str,
     ) -> SigningKey:
-        """Insert a key, using the one generated before the lock if it has the right algorithm."""
+        """Insert a key of ``purpose``, using the one generated before the lock if it has the
+        right algorithm."""
         new = (
             spare if spare is not None and spare.alg == plan.alg else await self._generate(plan.alg)
         )
-        row = rotation.new_row(new, plan, now)
+        row = rotation.new_row(new, plan, now, purpose)
         session.add(row)
         return row
 

@@ -3,7 +3,9 @@ rows alone.
 
 A key is ``next`` (published, not signing) -> ``active`` (signing) -> ``retired`` (published until
 every token it signed has expired) -> deleted; or ``revoked`` (out of the JWKS at once, deleted
-once its tokens have expired). A new key is published at least one ``lead`` (one JWKS cache
+once its tokens have expired). Each purpose (``access`` tokens, OpenID Connect ``id`` tokens) runs
+this life cycle on its own keys, with its own algorithm: the rules are applied to the rows of one
+purpose at a time (:func:`of_purpose`). A new key is published at least one ``lead`` (one JWKS cache
 lifetime plus a margin) before it signs, so every edge already holds it when the first token
 arrives.
 
@@ -24,6 +26,10 @@ from auth_service.config import Settings
 from auth_service.keys.sealing import NewKey
 from auth_service.models import SigningKey
 
+ACCESS: Final = "access"
+ID: Final = "id"
+PURPOSES: Final = (ACCESS, ID)
+
 NEXT: Final = "next"
 ACTIVE: Final = "active"
 RETIRED: Final = "retired"
@@ -37,7 +43,7 @@ EXPIRY_LEEWAY: Final = 60
 
 @dataclass(frozen=True)
 class Schedule:
-    """The timing rules, read from the settings once."""
+    """The timing rules of one purpose's keys, read from the settings once."""
 
     alg: str
     lead: timedelta  # a new key is published at least this long before it signs
@@ -45,12 +51,21 @@ class Schedule:
     expiry: timedelta  # how long tokens outlive the key's last signature
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Schedule:
+    def from_settings(cls, settings: Settings, purpose: str = ACCESS) -> Schedule:
+        """Access keys sign with ``signing_alg``, ID-token keys with ``id_token_signing_alg``;
+        each kind of token outlives its key's last signature by its own lifetime."""
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown key purpose {purpose!r}")
+        alg, ttl = (
+            (settings.signing_alg, settings.access_token_ttl)
+            if purpose == ACCESS
+            else (settings.id_token_signing_alg, settings.id_token_ttl)
+        )
         return cls(
-            alg=settings.signing_alg,
+            alg=alg,
             lead=timedelta(seconds=settings.key_publish_lead),
             interval=timedelta(seconds=settings.key_rotation_interval),
-            expiry=timedelta(seconds=settings.access_token_ttl + EXPIRY_LEEWAY),
+            expiry=timedelta(seconds=ttl + EXPIRY_LEEWAY),
         )
 
 
@@ -74,6 +89,16 @@ class Plan:
 
 
 # --- reading the rows ----------------------------------------------------------------------------
+
+
+def purpose_of(row: SigningKey) -> str:
+    """A row not stored yet has no purpose until the insert applies the column's default."""
+    return row.purpose or ACCESS
+
+
+def of_purpose(rows: Iterable[SigningKey], purpose: str) -> list[SigningKey]:
+    """The rows one life cycle runs on: the rules never mix two purposes' keys."""
+    return [row for row in rows if purpose_of(row) == purpose]
 
 
 def activated(row: SigningKey) -> datetime:
@@ -152,11 +177,12 @@ def brought_forward(next_key: SigningKey, now: datetime, lead: timedelta) -> dat
 # --- the transitions -----------------------------------------------------------------------------
 
 
-def new_row(key: NewKey, plan: NewKeyPlan, now: datetime) -> SigningKey:
+def new_row(key: NewKey, plan: NewKeyPlan, now: datetime, purpose: str = ACCESS) -> SigningKey:
     """The row of a new key: ``next`` until ``plan.promote_after``, or ``active`` at once."""
     return SigningKey(
         kid=key.kid,
         alg=key.alg,
+        purpose=purpose,
         state=ACTIVE if plan.promote_after is None else NEXT,
         public_jwk=key.jwk,
         private_key_enc=key.sealed,
@@ -189,7 +215,8 @@ def revoke(row: SigningKey, now: datetime) -> str:
 
 def describe_new(row: SigningKey) -> str:
     """The log line of a key just created."""
+    what = f"key {row.kid} ({purpose_of(row)}, {row.alg}"
     if row.state == ACTIVE:
-        return f"created active key {row.kid} ({row.alg})"
+        return f"created active {what})"
     when = row.promote_after.isoformat() if row.promote_after else "?"
-    return f"created next key {row.kid} ({row.alg}, signs from {when})"
+    return f"created next {what}, signs from {when})"

@@ -39,7 +39,8 @@ def _fits_alg(key: object, alg: str) -> bool:
         return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
     if alg == "RS256":
         return isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048
-    return alg == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey)
+    # "EdDSA": RFC 9864's deprecated name, which rows stored before migration 0006 carry.
+    return alg in ("Ed25519", "EdDSA") and isinstance(key, ed25519.Ed25519PrivateKey)
 
 
 def seal(kek: bytes, kid: str, private_key: PrivateKey) -> bytes:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auth_service import registry
 from auth_service.errors import NO_STORE
-from auth_service.registry import CLIENT_ID_MAX, JWKS_URI_MAX, RegisteredClient
+from auth_service.registry import (
+    CLIENT_ID_MAX,
+    JWKS_URI_MAX,
+    REDIRECT_URI_MAX,
+    REDIRECT_URIS_MAX,
+    RegisteredClient,
+)
 from auth_service.security import ADMIN_ANSWERS, AdminCaller
 from auth_service.state import Svc
 from gatepass.openapi import bearer_security, merge_responses, problem_responses
@@ -50,6 +56,13 @@ ClientId = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200), OneLine]
 Names = Annotated[list[Name], Field(max_length=20)]
+Uri = Annotated[str, Field(min_length=1, max_length=REDIRECT_URI_MAX), OneLine]
+Uris = Annotated[list[Uri], Field(max_length=REDIRECT_URIS_MAX)]
+_REDIRECTS = (
+    "app only: where its authorization codes may be sent, each compared exactly (absolute "
+    "https URIs, http only to a loopback host, no fragment)."
+)
+_LOGOUTS = "app only: where RP-initiated logout may send the browser back (as redirect_uris)."
 
 
 class ClientOut(BaseModel):
@@ -66,6 +79,8 @@ class ClientOut(BaseModel):
     disabled: bool
     created_at: datetime | None
     updated_at: datetime | None
+    redirect_uris: list[str] = []
+    post_logout_redirect_uris: list[str] = []
 
     @classmethod
     def of(cls, client: RegisteredClient) -> ClientOut:
@@ -81,6 +96,8 @@ class ClientOut(BaseModel):
             disabled=client.disabled,
             created_at=client.created_at,
             updated_at=client.updated_at,
+            redirect_uris=list(client.redirect_uris),
+            post_logout_redirect_uris=list(client.post_logout_redirect_uris),
         )
 
 
@@ -115,6 +132,8 @@ class ClientIn(BaseModel):
     jwks_uri: Annotated[str, Field(max_length=JWKS_URI_MAX), OneLine] | None = Field(
         None, description="private_key_jwt: where its JWK Set is published (https)."
     )
+    redirect_uris: Uris | None = Field(None, description=_REDIRECTS)
+    post_logout_redirect_uris: Uris | None = Field(None, description=_LOGOUTS)
 
 
 class ClientPatch(BaseModel):
@@ -128,6 +147,8 @@ class ClientPatch(BaseModel):
     resource: Name | None = None
     jwks: dict[str, Any] | None = None
     jwks_uri: Annotated[str, Field(max_length=JWKS_URI_MAX), OneLine] | None = None
+    redirect_uris: Uris | None = Field(None, description=_REDIRECTS + " [] clears them.")
+    post_logout_redirect_uris: Uris | None = Field(None, description=_LOGOUTS)
     disabled: bool | None = None
 
 
@@ -156,6 +177,8 @@ async def register(body: ClientIn, _admin: AdminCaller, svc: Svc) -> JSONRespons
             resource=body.resource,
             jwks=body.jwks,
             jwks_uri=body.jwks_uri,
+            redirect_uris=body.redirect_uris,
+            post_logout_redirect_uris=body.post_logout_redirect_uris,
             now=svc.clock(),
         )
     created = ClientCreated(**ClientOut.of(client).model_dump(), client_secret=secret)
@@ -198,6 +221,8 @@ async def change(
                 resource=body.resource if "resource" in given else ...,
                 jwks=body.jwks if "jwks" in given else ...,
                 jwks_uri=body.jwks_uri if "jwks_uri" in given else ...,
+                redirect_uris=body.redirect_uris,
+                post_logout_redirect_uris=body.post_logout_redirect_uris,
                 now=svc.clock(),
             )
         if body.disabled is not None and body.disabled != client.disabled:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from auth_service import clients, devices, grants, revocation
+from auth_service import authorization, clients, devices, grants, revocation
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.security import client_ip
 from auth_service.state import Services, Svc
@@ -30,11 +30,13 @@ from gatepass.openapi import (
     oauth_error_responses,
     problem_responses,
 )
+from gatepass.text import printable
 
 router = APIRouter(tags=["oauth"])
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 20
+USER_AGENT_MAX = 512  # sessions.user_agent
 # The parameters that may repeat: RFC 8707 §2 ``resource``, RFC 8693 §2.1 ``audience``.
 REPEATABLE = frozenset({"resource", "audience"})
 
@@ -53,6 +55,9 @@ class TokenResponse(BaseModel):
     scope: str
     refresh_token: str | None = None
     session_id: str | None = None
+    id_token: str | None = Field(
+        None, description="OpenID Connect: the ID token of an `openid` authorization code."
+    )
     issued_token_type: Literal["urn:ietf:params:oauth:token-type:access_token"] | None = None
 
 
@@ -93,10 +98,26 @@ _CLIENT_REFUSED = {
 _REPEATED = {"type": "array", "items": {"type": "string"}}
 TOKEN_FORM = {
     "grant_type": FormField(
-        "`refresh_token` (RFC 6749 §6); `client_credentials` (§4.4, registered services only); "
+        "`authorization_code` (RFC 6749 §4.1.3, registered apps, PKCE); `refresh_token` "
+        "(RFC 6749 §6); `client_credentials` (§4.4, registered services only); "
         f"`{grants.TOKEN_EXCHANGE}` (RFC 8693, registered services only).",
         required=True,
-        schema={"enum": ["refresh_token", grants.CLIENT_CREDENTIALS, grants.TOKEN_EXCHANGE]},
+        schema={
+            "enum": [
+                authorization.AUTHORIZATION_CODE,
+                "refresh_token",
+                grants.CLIENT_CREDENTIALS,
+                grants.TOKEN_EXCHANGE,
+            ]
+        },
+    ),
+    "code": FormField("`authorization_code` grant: the code the redirect URI received."),
+    "redirect_uri": FormField(
+        "`authorization_code` grant: the redirect_uri of the authorization request, exactly."
+    ),
+    "code_verifier": FormField(
+        "`authorization_code` grant: the PKCE verifier (RFC 7636 §4.5) whose S256 challenge "
+        "the authorization request sent."
     ),
     "refresh_token": FormField(
         "`refresh_token` grant: the refresh token from the last login or refresh."
@@ -251,7 +272,9 @@ async def token(request: Request, svc: Svc) -> JSONResponse:
     form = await read_form(request)
     caller = await clients.token_caller(svc, request, form, client_ip(request))
     grant_type = _required(form, "grant_type")
-    if grant_type == "refresh_token":
+    if grant_type == authorization.AUTHORIZATION_CODE:
+        body = await _authorization_code_grant(svc, request, form, caller)
+    elif grant_type == "refresh_token":
         body = await _refresh_grant(svc, form, caller, client_ip(request))
     elif grant_type == grants.CLIENT_CREDENTIALS:
         body = await _client_credentials_grant(svc, form, caller)
@@ -284,6 +307,21 @@ async def _refresh_grant(
         "session_id": pair.session_id,
         "scope": pair.scope,
     }
+
+
+async def _authorization_code_grant(
+    svc: Services, request: Request, form: Form, caller: clients.TokenCaller
+) -> dict[str, Any]:
+    client = authorization.app_caller(caller)
+    return await authorization.redeem(
+        svc,
+        client,
+        code=_required(form, "code"),
+        redirect_uri=form.get("redirect_uri"),
+        code_verifier=form.get("code_verifier"),
+        ip=client_ip(request),
+        user_agent=printable(request.headers.get("user-agent"), USER_AGENT_MAX),
+    )
 
 
 async def _client_credentials_grant(

@@ -77,12 +77,13 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
 
 
 def generate_private_key(alg: str) -> PrivateKey:
-    """A fresh key for ``ES256`` (P-256), ``RS256`` (2048 bits) or ``EdDSA`` (Ed25519)."""
+    """A fresh key for ``ES256`` (P-256), ``RS256`` (2048 bits) or ``Ed25519`` (RFC 9864; also
+    under its deprecated name ``EdDSA``)."""
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     if alg == "RS256":
         return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
-    if alg == "EdDSA":
+    if alg in ("Ed25519", "EdDSA"):
         return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(f"unsupported signing algorithm {alg!r}")
 

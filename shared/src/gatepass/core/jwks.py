@@ -5,6 +5,12 @@ and exactly one algorithm, so the per-request cost is the signature math and not
 key can never be used with another algorithm than its own (no RS256/HS256 or ES256/RS256
 confusion).
 
+Ed25519 has two names: ``Ed25519`` (RFC 9864, fully specified) and ``EdDSA`` (RFC 8037, now
+deprecated), one signature algorithm over one key type. A key that states its ``alg`` is used
+under that name only; an OKP Ed25519 key that states none accepts both names, since they verify
+exactly the same signature with exactly the same key, so no token can gain anything by choosing
+one name over the other.
+
 A bad entry is skipped and counted by reason, never fatal: one odd key must not take the whole key
 set down. Entries that carry private parameters (``d``, ...) are skipped too; an issuer leaking its
 private keys is a bug that shows up in the stats as ``private_key``.
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -26,16 +32,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gatepass.core._b64 import b64url_decode
 
-Algorithm = Literal["ES256", "RS256", "EdDSA"]
-SUPPORTED_ALGORITHMS: Final = frozenset({"ES256", "RS256", "EdDSA"})
+Algorithm = Literal["ES256", "RS256", "Ed25519", "EdDSA"]
+SUPPORTED_ALGORITHMS: Final = frozenset({"ES256", "RS256", "Ed25519", "EdDSA"})
 MIN_RSA_BITS: Final = 2048
 
 _KID_RE = re.compile(r"[A-Za-z0-9._~+/=:-]{1,128}")
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_IMPLIED_ALGORITHMS: dict[tuple[str | None, str | None], str] = {
-    ("EC", "P-256"): "ES256",
-    ("OKP", "Ed25519"): "EdDSA",
-    ("RSA", None): "RS256",
+# The names a key type signs under; the first is the key's own name when it states no ``alg``.
+_KEY_ALGORITHMS: dict[tuple[str | None, str | None], tuple[str, ...]] = {
+    ("EC", "P-256"): ("ES256",),
+    ("OKP", "Ed25519"): ("Ed25519", "EdDSA"),
+    ("RSA", None): ("RS256",),
 }
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _PKCS1 = padding.PKCS1v15()
@@ -60,13 +67,20 @@ class SkippedKey(ValueError):
 
 
 class VerificationKey:
-    """A public key bound to one ``kid`` and one algorithm."""
+    """A public key bound to one ``kid`` and one algorithm.
 
-    __slots__ = ("alg", "jwk", "kid")
+    ``algs`` are the names a token's header may give that algorithm: ``alg`` alone, except for an
+    Ed25519 key that states no ``alg`` (both ``Ed25519`` and ``EdDSA``, see the module's text).
+    """
 
-    def __init__(self, kid: str, alg: str, jwk: Mapping[str, Any]) -> None:
+    __slots__ = ("alg", "algs", "jwk", "kid")
+
+    def __init__(
+        self, kid: str, alg: str, jwk: Mapping[str, Any], algs: frozenset[str] | None = None
+    ) -> None:
         self.kid = kid
         self.alg = alg
+        self.algs = algs or frozenset({alg})
         self.jwk = jwk
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
@@ -109,11 +123,15 @@ class Rs256Key(VerificationKey):
         return True
 
 
-class EdDsaKey(VerificationKey):
+class Ed25519Key(VerificationKey):
     __slots__ = ("public_key",)
 
-    def __init__(self, kid: str, jwk: Mapping[str, Any], key: Ed25519PublicKey) -> None:
-        super().__init__(kid, "EdDSA", jwk)
+    def __init__(
+        self, kid: str, jwk: Mapping[str, Any], key: Ed25519PublicKey, algs: frozenset[str]
+    ) -> None:
+        # Named by the name it states ("Ed25519" or "EdDSA"), else by RFC 9864's.
+        alg = next(iter(algs)) if len(algs) == 1 else "Ed25519"
+        super().__init__(kid, alg, jwk, algs)
         self.public_key = key
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
@@ -192,9 +210,9 @@ def parse_jwk(jwk: object) -> VerificationKey:
     kid = jwk.get("kid")
     if not isinstance(kid, str) or not is_wellformed_kid(kid):
         raise SkippedKey("bad_kid")
-    alg = _algorithm(jwk)
+    algs = _algorithms(jwk)
     try:
-        return _BUILDERS[alg](kid, jwk)
+        return _BUILDERS[str(jwk["kty"])](kid, jwk, algs)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, SkippedKey):
             raise
@@ -208,19 +226,22 @@ def _check_use(jwk: Mapping[str, Any]) -> None:
         raise SkippedKey("wrong_use")
 
 
-def _algorithm(jwk: Mapping[str, Any]) -> str:
-    """The key's own algorithm: stated, or derivable without guessing; else skip."""
+def _algorithms(jwk: Mapping[str, Any]) -> frozenset[str]:
+    """The key's own algorithm, under the name it states, or under every name of the one
+    algorithm its type implies (derivable without guessing); else skip."""
     kty, crv, alg = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
     if not all(value is None or isinstance(value, str) for value in (kty, crv, alg)):
         raise SkippedKey("unsupported")
-    expected = _IMPLIED_ALGORITHMS.get((kty, crv))
-    if expected is None:
+    names = _KEY_ALGORITHMS.get((kty, crv))
+    if names is None:
         raise SkippedKey("unsupported")
     if alg is None and kty == "RSA":
         raise SkippedKey("missing_alg")  # RS256, PS256, RS512...: an RSA key does not say
-    if alg is not None and alg != expected:
+    if alg is None:
+        return frozenset(names)
+    if alg not in names:
         raise SkippedKey("unsupported")
-    return expected
+    return frozenset({alg})
 
 
 def _member(jwk: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
@@ -233,14 +254,14 @@ def _member(jwk: Mapping[str, Any], name: str, size: int | None = None) -> bytes
     return raw
 
 
-def _ec_key(kid: str, jwk: Mapping[str, Any]) -> VerificationKey:
+def _ec_key(kid: str, jwk: Mapping[str, Any], algs: frozenset[str]) -> VerificationKey:
     x = int.from_bytes(_member(jwk, "x", 32), "big")
     y = int.from_bytes(_member(jwk, "y", 32), "big")
     key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
     return Es256Key(kid, _public_jwk(jwk, ("kty", "crv", "x", "y")), key)
 
 
-def _rsa_key(kid: str, jwk: Mapping[str, Any]) -> VerificationKey:
+def _rsa_key(kid: str, jwk: Mapping[str, Any], algs: frozenset[str]) -> VerificationKey:
     n = int.from_bytes(_member(jwk, "n"), "big")
     e = int.from_bytes(_member(jwk, "e"), "big")
     if n.bit_length() < MIN_RSA_BITS:
@@ -249,16 +270,26 @@ def _rsa_key(kid: str, jwk: Mapping[str, Any]) -> VerificationKey:
     return Rs256Key(kid, _public_jwk(jwk, ("kty", "n", "e")), key)
 
 
-def _okp_key(kid: str, jwk: Mapping[str, Any]) -> VerificationKey:
+def _okp_key(kid: str, jwk: Mapping[str, Any], algs: frozenset[str]) -> VerificationKey:
     key = Ed25519PublicKey.from_public_bytes(_member(jwk, "x", 32))
-    return EdDsaKey(kid, _public_jwk(jwk, ("kty", "crv", "x")), key)
+    return Ed25519Key(kid, _public_jwk(jwk, ("kty", "crv", "x")), key, algs)
 
 
 def _public_jwk(jwk: Mapping[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
-    """The canonical public form kept for the last-known-good copy: nothing else survives."""
+    """The canonical public form kept for the last-known-good copy: nothing else survives. Its
+    ``alg`` is the key's one algorithm; an Ed25519 key that stated none still states none, so
+    it accepts the same names when read back."""
     kept = {name: jwk[name] for name in members}
-    kept.update(kid=jwk["kid"], alg=_algorithm(jwk), use="sig")
+    algs = _algorithms(jwk)
+    kept.update(kid=jwk["kid"], use="sig")
+    if len(algs) == 1:
+        kept["alg"] = next(iter(algs))
     return kept
 
 
-_BUILDERS = {"ES256": _ec_key, "RS256": _rsa_key, "EdDSA": _okp_key}
+_Builder = Callable[[str, Mapping[str, Any], frozenset[str]], VerificationKey]
+_BUILDERS: Final[Mapping[str, _Builder]] = {
+    "EC": _ec_key,
+    "RSA": _rsa_key,
+    "OKP": _okp_key,
+}

@@ -143,8 +143,10 @@ class ClientIdentity:
     @classmethod
     def from_jwk(cls, client_id: str, private_jwk: Mapping[str, Any]) -> ClientIdentity:
         """``private_key_jwt`` (RFC 7523) with this private JWK, which names its ``kid`` and its
-        ``alg`` (``ES256`` on P-256, ``RS256`` of 2048 bits or more, or ``EdDSA`` on Ed25519).
-        ``ValueError`` saying what is wrong with it (never a value of it) otherwise."""
+        ``alg`` (``ES256`` on P-256, ``RS256`` of 2048 bits or more, or ``Ed25519`` on Ed25519;
+        a key made under RFC 9864's deprecated name ``EdDSA`` keeps signing under that name, the
+        one it was registered with). ``ValueError`` saying what is wrong with it (never a value
+        of it) otherwise."""
         return cls(client_id, signer=_signer(private_jwk))
 
     @classmethod
@@ -232,9 +234,14 @@ def _signer(jwk: Mapping[str, Any]) -> _Signer:
         raise ValueError("the private JWK needs a 'kid' (1-128 characters of A-Z a-z 0-9 ._~+/=:-)")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("the private JWK is not for signatures ('use' is not 'sig')")
-    expected = {"ES256": ("EC", "P-256"), "RS256": ("RSA", None), "EdDSA": ("OKP", "Ed25519")}
+    expected = {
+        "ES256": ("EC", "P-256"),
+        "RS256": ("RSA", None),
+        "Ed25519": ("OKP", "Ed25519"),
+        "EdDSA": ("OKP", "Ed25519"),
+    }
     if alg not in expected:
-        raise ValueError("the private JWK's 'alg' must be ES256, RS256 or EdDSA")
+        raise ValueError("the private JWK's 'alg' must be ES256, RS256, Ed25519 or EdDSA")
     if (kty, jwk.get("crv") if kty != "RSA" else None) != expected[alg]:
         raise ValueError(f"the private JWK's 'kty' (and 'crv') do not fit its alg {alg}")
     if "d" not in jwk:
@@ -295,6 +302,7 @@ def _okp_private(jwk: Mapping[str, Any]) -> ed25519.Ed25519PrivateKey:
 _PRIVATE_BUILDERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "ES256": _ec_private,
     "RS256": _rsa_private,
+    "Ed25519": _okp_private,
     "EdDSA": _okp_private,
 }
 

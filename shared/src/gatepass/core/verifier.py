@@ -12,7 +12,8 @@ a few dict lookups, so a revoked token is refused on its next request even when 
 What is refused, and why (RFC 8725, RFC 9068):
 
 - ``alg`` outside the allow-list (so ``none`` and every HMAC algorithm, always), and an ``alg``
-  other than the key's own: no algorithm confusion;
+  other than the key's own: no algorithm confusion (``Ed25519`` and ``EdDSA``, one algorithm's
+  two names, are both the own of an Ed25519 key that states neither: :mod:`gatepass.core.jwks`);
 - ``jku``, ``x5u``, ``x5c``, ``jwk`` (the token naming its own key) and any ``crit``;
 - ``typ`` other than ``at+jwt``: an ID token or another JWT is not an access token;
 - a missing ``kid``, ``iss``, ``aud``, ``exp``, ``iat`` or ``sub``; the wrong issuer or audience;
@@ -77,7 +78,7 @@ class Verifier:
         *,
         issuer: str,
         audience: str,
-        algorithms: Iterable[str] = ("ES256", "RS256", "EdDSA"),
+        algorithms: Iterable[str] = ("ES256", "RS256", "Ed25519", "EdDSA"),
         leeway: float = 60.0,
         max_token_bytes: int = 8 * 1024,
         cache: TokenCache | None = None,
@@ -250,7 +251,7 @@ class Verifier:
 
 
 def _check_signature(key: VerificationKey, alg: str, signed: bytes, signature: bytes) -> None:
-    if key.alg != alg:
+    if alg not in key.algs:
         raise KeyAlgorithmMismatchError  # the key's own algorithm, never the token's choice
     if not key.verify(signed, signature):
         raise BadSignatureError

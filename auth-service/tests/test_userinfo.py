@@ -1,0 +1,78 @@
+"""``/userinfo`` (OpenID Connect Core §5.3): a user's access token with ``openid``; RFC 6750
+errors otherwise."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from api_users import bearer
+from oidc_helpers import Browser, register_app, sign_in, tokens_for
+from service_clients import register, service_token
+
+from auth_service.state import Services
+
+
+@pytest.fixture(autouse=True)
+async def app_registered(services: Services) -> None:
+    await register_app(services)
+
+
+@pytest.fixture
+async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
+    return await sign_in(client, services)
+
+
+async def test_with_the_email_scope_the_address_comes_too(
+    client: httpx.AsyncClient, browser: Browser
+) -> None:
+    body, _ = await tokens_for(client, browser, scope="openid email")
+    for method in ("GET", "POST"):
+        answer = await client.request(method, "/userinfo", headers=bearer(body["access_token"]))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "sub": browser.user_id,
+            "email": browser.email,
+            "email_verified": False,
+        }
+        assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_without_it_only_the_subject(client: httpx.AsyncClient, browser: Browser) -> None:
+    body, _ = await tokens_for(client, browser, scope="openid")
+    answer = await client.get("/userinfo", headers=bearer(body["access_token"]))
+    assert answer.json() == {"sub": browser.user_id}
+
+
+async def test_a_token_without_openid_is_insufficient_scope(
+    client: httpx.AsyncClient, browser: Browser
+) -> None:
+    token = browser.cookie.split("=", 1)[1]  # a password login's token: no openid
+    answer = await client.get("/userinfo", headers=bearer(token))
+    assert answer.status_code == 403
+    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+    body, _ = await tokens_for(client, browser, scope="mail:read")
+    answer = await client.get("/userinfo", headers=bearer(body["access_token"]))
+    assert answer.status_code == 403
+
+
+async def test_no_token_or_a_bad_one_is_401(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/userinfo")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+    answer = await client.get("/userinfo", headers=bearer("not.a.token"))
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+
+
+async def test_a_service_token_is_refused(client: httpx.AsyncClient, services: Services) -> None:
+    credentials = await register(
+        services, "mail-svc", audiences=["auth"], scopes=["revocations:read"]
+    )
+    token = await service_token(client, credentials)
+    assert (await client.get("/userinfo", headers=bearer(token))).status_code == 403
+
+
+async def test_a_signed_out_session_is_refused(client: httpx.AsyncClient, browser: Browser) -> None:
+    body, _ = await tokens_for(client, browser)
+    assert (await client.post("/logout", headers=bearer(body["access_token"]))).status_code == 204
+    assert (await client.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 401
