@@ -11,7 +11,9 @@ the operator gives different roles: signup, login, the access token taken apart,
 (video tells the uploader's inbox, with a token of its own) and listed, a delete the edge forbids
 (from the token alone), mail sent with the video attached (mail asks video on the sender's behalf,
 with her token exchanged) and read with the video's title, a send the edge forbids, a delete it
-allows, a refresh, the JWKS and the device list. (Both open their inbox first: the mail edge
+allows, a refresh, the JWKS and the device list, and last another team's app signing Alice in
+through OpenID Connect (the authorization code flow with PKCE, as a browser would follow it, the
+ID token checked against the JWKS, then userinfo). (Both open their inbox first: the mail edge
 delivers only to a user who has used it once.) Then it follows the
 services' logs until Ctrl-C, which stops every child: SIGTERM, then SIGKILL after 10 s. Passwords
 and refresh tokens are never printed whole; the logs also go to ``data/logs/``.
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import html
 import json
 import os
 import secrets
@@ -36,8 +40,10 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import jwt
 
 from edge_service_mail.app import CLIENT as MAIL_CLIENT
 from edge_service_video.app import CLIENT as VIDEO_CLIENT
@@ -50,6 +56,11 @@ READY_PATH = "/readyz"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 INDENT = "    "
+# Another team's app, registered in the clients file: a public client (no secret; PKCE proves
+# the code's redemption). Nothing listens at its callback: the walk-through reads the code off
+# the redirect the way the app's server would.
+DEMO_APP = "demo-app"
+DEMO_CALLBACK = "http://127.0.0.1:8080/callback"
 
 
 class StackError(Exception):
@@ -109,6 +120,17 @@ def identities() -> dict[str, dict[str, str]]:
             f"{prefix}CLIENT_ID": registration.client_id,
             f"{prefix}CLIENT_KEY_FILE": f"./data/{name}/client-key.json",
         }
+    declared.append(
+        {
+            "client_id": DEMO_APP,
+            "kind": "app",
+            "auth_method": "none",
+            "audiences": ["auth", "mail"],
+            "scopes": ["mail:read"],
+            "redirect_uris": [DEMO_CALLBACK],
+            "post_logout_redirect_uris": [DEMO_CALLBACK.replace("/callback", "/signed-out")],
+        }
+    )
     clients_file = REPO / "data" / "auth" / "clients.json"
     clients_file.parent.mkdir(parents=True, exist_ok=True)
     clients_file.write_text(json.dumps({"clients": declared}, indent=2), encoding="utf-8")
@@ -131,6 +153,14 @@ def children(args: argparse.Namespace) -> list[Service]:
             "GATEPASS_AUTH_ENVIRONMENT": "development",
             "GATEPASS_AUTH_DATA_DIR": "./data/auth",
             "GATEPASS_AUTH_ISSUER": issuer,
+            # The web page at /app: plain-HTTP loopback cookies, and the edges its buttons call.
+            "GATEPASS_AUTH_COOKIE_SECURE": "false",
+            "GATEPASS_AUTH_PAGE_CALLS": json.dumps(
+                {
+                    "mail": base_url(args.mail_port, HOST) + "/inbox",
+                    "video": base_url(args.video_port, HOST) + "/videos",
+                }
+            ),
             **own["auth"],
         },
     )
@@ -282,6 +312,7 @@ class Demo:
         self.refresh(alice)
         self.jwks()
         self.sessions(alice)
+        self.code_flow(alice)
         print("\nWalk-through done.", flush=True)
 
     def title(self, text: str) -> None:
@@ -438,6 +469,81 @@ class Demo:
                 f"last used {row.get('last_used_at')}"
             )
 
+    def code_flow(self, person: Person) -> None:
+        """OpenID Connect's authorization code flow with PKCE, followed as a browser would (a
+        cookie jar of its own), the app's side done by hand."""
+        self.title(f"Another team's app signs {person.name} in with OpenID Connect (code + PKCE)")
+        auth = self.urls["auth"]
+        metadata = self.call("auth", "GET", "/.well-known/openid-configuration").json()
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        query = {
+            "response_type": "code",
+            "client_id": DEMO_APP,
+            "redirect_uri": DEMO_CALLBACK,
+            "scope": "openid email mail:read",
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+        }
+        with httpx.Client(timeout=30.0) as browser:
+            page = browser.get(f"{metadata['authorization_endpoint']}?{urlencode(query)}")
+            page = browser.get(auth + page.headers["location"]) if page.is_redirect else page
+            show(f"GET /authorize -> the hosted sign-in page ({page.status_code})")
+            form = {
+                "email": person.email,
+                "password": person.password,
+                "csrf_token": hidden_field(page.text, "csrf_token"),
+                "return_to": hidden_field(page.text, "return_to"),
+            }
+            answer = browser.post(f"{auth}/app/login", data=form)
+            while answer.is_redirect and not answer.headers["location"].startswith(DEMO_CALLBACK):
+                answer = browser.get(httpx.URL(auth).join(answer.headers["location"]))
+        location = answer.headers.get("location", "")
+        show(f"{person.name} signs in; the browser is sent back to {location.split('?')[0]}")
+        params = {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
+        if params.get("state") != state or params.get("iss") != metadata["issuer"]:
+            raise StackError(f"the authorization response is not this request's: {location}")
+        form = {
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": DEMO_CALLBACK,
+            "client_id": DEMO_APP,
+            "code_verifier": verifier,
+        }
+        tokens = self.call("auth", "POST", "/token", data=form).json()
+        self.secrets.append(tokens["refresh_token"])
+        show("the app redeems the code with its PKCE verifier: an access token and an ID token")
+        signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(
+            tokens["id_token"]
+        )
+        claims = jwt.decode(
+            tokens["id_token"],
+            signing_key,
+            algorithms=metadata["id_token_signing_alg_values_supported"],
+            audience=DEMO_APP,
+            issuer=metadata["issuer"],
+        )
+        if claims.get("nonce") != nonce:
+            raise StackError("the ID token's nonce is not the request's")
+        alg = jwt.get_unverified_header(tokens["id_token"])["alg"]
+        show(f"ID token ({alg}), checked with the JWKS:")
+        show_json({name: claims[name] for name in ("iss", "sub", "aud", "auth_time", "sid")})
+        info = self.call("auth", "GET", "/userinfo", headers=bearer(tokens["access_token"])).json()
+        show(f"userinfo: sub {info['sub']}, email {info.get('email')}")
+
+
+def hidden_field(page: str, name: str) -> str:
+    """A hidden form field's value in a page we rendered ourselves."""
+    marker = f'name="{name}" value="'
+    start = page.find(marker)
+    if start < 0:
+        raise StackError(f"the sign-in page has no {name} field")
+    start += len(marker)
+    return html.unescape(page[start : page.index('"', start)])
+
 
 def operator(env: Mapping[str, str], *args: str) -> None:
     """Run the operator command ``gatepass`` with the auth service's settings."""
@@ -463,6 +569,7 @@ def print_urls(stack: list[Service]) -> None:
         f"auth service      {auth}   API docs {auth}/docs",
         f"JWKS              {auth}/.well-known/jwks.json",
         f"OIDC discovery    {auth}/.well-known/openid-configuration",
+        f"web page          {auth}/app   (sign up, sign in, your token taken apart, devices)",
     )
     for child in stack[1:]:
         show(f"{child.name + ' edge':17s} {child.base_url}   API docs {child.base_url}/docs")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -35,9 +34,9 @@ with warnings.catch_warnings():
 from gatepass.clientkey import ClientRegistration
 from gatepass.core.jwk import new_private_jwk, public_of
 from tests.support.auth_client import jose_part, new_user
+from tests.support.node import NODE_DIR, node_or_skip
 from tests.support.procs import ServiceFactory, ServiceProcess
 
-NODE_CLIENT = Path(__file__).parent / "node"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 # A service like mail: its users' tokens name it, and it may ask video to read for them.
@@ -115,22 +114,6 @@ async def test_authlib_gets_a_service_token_and_exchanges_a_users(
             await client.fetch_token(token_url, grant_type="client_credentials", resource="mail")
 
 
-def node_or_skip() -> str:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        if os.environ.get("GATEPASS_REQUIRE_INTEROP") == "1":
-            pytest.fail("node and npm are required here (GATEPASS_REQUIRE_INTEROP=1)")
-        pytest.skip("node is not installed")
-    if not (NODE_CLIENT / "node_modules" / "oauth4webapi").is_dir():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"],
-            cwd=NODE_CLIENT,
-            check=True,
-            timeout=300,
-        )
-    return node
-
-
 def test_oauth4webapi_gets_a_service_token_and_exchanges_a_users(
     start_auth: ServiceFactory, tmp_path: Path
 ) -> None:
@@ -150,7 +133,7 @@ def test_oauth4webapi_gets_a_service_token_and_exchanges_a_users(
     }
     run = subprocess.run(
         [node, "service_client.mjs"],
-        cwd=NODE_CLIENT,
+        cwd=NODE_DIR,
         env=env,
         capture_output=True,
         text=True,
