@@ -125,7 +125,7 @@ def identities() -> dict[str, dict[str, str]]:
             "client_id": DEMO_APP,
             "kind": "app",
             "auth_method": "none",
-            "audiences": ["auth", "mail"],
+            "audiences": ["mail"],
             "scopes": ["mail:read"],
             "redirect_uris": [DEMO_CALLBACK],
             "post_logout_redirect_uris": [DEMO_CALLBACK.replace("/callback", "/signed-out")],

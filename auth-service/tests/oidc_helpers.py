@@ -41,15 +41,17 @@ async def register_app(
     redirect_uris: tuple[str, ...] = (REDIRECT_URI,),
     post_logout_redirect_uris: tuple[str, ...] = (LOGOUT_URI,),
     audiences: tuple[str, ...] = ("mail", "video"),
+    scopes: tuple[str, ...] = ("mail:read", "mail:send", "video:read"),
 ) -> ClientSecret | None:
-    """An app with its redirect URIs; its credentials when it is confidential."""
+    """An app with its redirect URIs and what its tokens may carry; its credentials when it is
+    confidential."""
     _, secret = await add_client(
         services,
         client_id=client_id,
         kind="app",
         auth_method="client_secret_basic" if confidential else "none",
         audiences=list(audiences),
-        scopes=[],
+        scopes=list(scopes),
         redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
     )

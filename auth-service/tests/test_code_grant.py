@@ -42,7 +42,7 @@ async def _code(client: httpx.AsyncClient, browser: Browser, pkce: Pkce, **param
     return (await code_for(client, browser, authorize_params(pkce, **params)))["code"]
 
 
-async def test_a_public_app_gets_tokens_for_its_audiences_and_auth(
+async def test_a_public_app_gets_tokens_for_its_audiences_and_userinfo(
     client: httpx.AsyncClient, browser: Browser
 ) -> None:
     body, _ = await tokens_for(client, browser)
@@ -51,7 +51,7 @@ async def test_a_public_app_gets_tokens_for_its_audiences_and_auth(
     claims = jose_part(body["access_token"], 1)
     assert claims["sub"] == browser.user_id
     assert claims["client_id"] == PUBLIC_APP
-    assert sorted(claims["aud"]) == ["auth", "mail", "video"]
+    assert claims["aud"] == ["mail", "video", f"{claims['iss']}/userinfo"]
     assert set(claims["scope"].split()) == {"openid", "email"}
     assert body["scope"] == "email openid"
     # The session is the app's own, and refreshes as any other.
@@ -94,6 +94,23 @@ async def test_a_refresh_keeps_what_the_sign_in_asked_for(
     info = await client.get("/userinfo", headers=bearer(refreshed.json()["access_token"]))
     assert info.status_code == 200, info.text
     assert info.json()["sub"] == browser.user_id
+
+
+async def test_an_apps_token_cannot_manage_the_users_account(
+    client: httpx.AsyncClient, browser: Browser
+) -> None:
+    """Another team's app holding a user's token must not list or sign out their devices, nor
+    change their password: its token names /userinfo, not the account routes."""
+    body, _ = await tokens_for(client, browser)
+    for method, path in (
+        ("GET", "/me"),
+        ("GET", "/sessions"),
+        ("DELETE", f"/sessions/{jose_part(body['access_token'], 1)['sid']}"),
+        ("POST", "/logout/all"),
+    ):
+        answer = await client.request(method, path, headers=bearer(body["access_token"]))
+        assert answer.status_code == 401, (method, path)
+    assert (await client.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 200
 
 
 async def test_without_openid_there_is_no_id_token(

@@ -115,7 +115,7 @@ async def test_an_unregistered_post_logout_uri_is_refused(
         assert "location" not in answer.headers
         assert "evil.example" not in answer.text
     # Nothing was signed out.
-    assert (await client.get("/me", headers=bearer(body["access_token"]))).status_code == 200
+    assert (await client.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 200
 
 
 async def test_a_bad_hint_is_refused(client: httpx.AsyncClient, browser: Browser) -> None:

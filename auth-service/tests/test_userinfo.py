@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from api_users import bearer
-from oidc_helpers import Browser, register_app, sign_in, tokens_for
+from oidc_helpers import PUBLIC_APP, Browser, register_app, sign_in, tokens_for
 from service_clients import register, service_token
 
 from auth_service.state import Services
@@ -46,13 +46,20 @@ async def test_without_it_only_the_subject(client: httpx.AsyncClient, browser: B
 async def test_a_token_without_openid_is_insufficient_scope(
     client: httpx.AsyncClient, browser: Browser
 ) -> None:
-    token = browser.cookie.split("=", 1)[1]  # a password login's token: no openid
-    answer = await client.get("/userinfo", headers=bearer(token))
-    assert answer.status_code == 403
-    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
     body, _ = await tokens_for(client, browser, scope="mail:read")
     answer = await client.get("/userinfo", headers=bearer(body["access_token"]))
     assert answer.status_code == 403
+    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+
+
+async def test_a_token_not_for_userinfo_is_refused(
+    client: httpx.AsyncClient, browser: Browser
+) -> None:
+    """A password login's token names the account routes' audience, not /userinfo's."""
+    token = browser.cookie.split("=", 1)[1]
+    answer = await client.get("/userinfo", headers=bearer(token))
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
 
 
 async def test_no_token_or_a_bad_one_is_401(client: httpx.AsyncClient) -> None:
@@ -69,10 +76,14 @@ async def test_a_service_token_is_refused(client: httpx.AsyncClient, services: S
         services, "mail-svc", audiences=["auth"], scopes=["revocations:read"]
     )
     token = await service_token(client, credentials)
-    assert (await client.get("/userinfo", headers=bearer(token))).status_code == 403
+    # A service cannot even ask for /userinfo's audience: its token is not for it.
+    assert (await client.get("/userinfo", headers=bearer(token))).status_code == 401
 
 
 async def test_a_signed_out_session_is_refused(client: httpx.AsyncClient, browser: Browser) -> None:
     body, _ = await tokens_for(client, browser)
-    assert (await client.post("/logout", headers=bearer(body["access_token"]))).status_code == 204
+    revoked = await client.post(
+        "/revoke", data={"token": body["refresh_token"], "client_id": PUBLIC_APP}
+    )
+    assert revoked.status_code == 200
     assert (await client.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 401

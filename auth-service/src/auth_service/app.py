@@ -137,6 +137,9 @@ async def running(
             sleep=sleep,
             refresh_key=derive_refresh_key(kek),
             verifier=verifiers[settings.self_audience],
+            userinfo_verifier=access_token_verifier(
+                keys, settings, clock, audience=settings.userinfo_audience
+            ),
             audience_verifiers=verifiers,
             feed=revocations,
             client_keys=client_keys,

@@ -11,11 +11,14 @@ redeemed at the token endpoint.
 - **Signing in.** A browser without a session, or with one older than ``max_age``, or asked to
   sign in again (``prompt=login``), goes to the hosted login page, which comes back to the same
   request with ``prompt=login`` dropped and a marker (``auth_after``: a time in milliseconds and
-  an HMAC over it, the client and the redirect URI): only a sign-in after that time counts, and
-  it counts as fresh (``max_age`` is met by the sign-in it asked for, however long the login
-  took). A marker that is not ours, is another request's or is older than
-  :data:`AUTH_AFTER_WINDOW` seconds asks for a sign-in from now on: a marker can make a request
-  stricter, never laxer. ``prompt=none`` never shows a page: ``login_required`` instead.
+  an HMAC over it and the whole request: every parameter but the marker, ``prompt=login``
+  dropped): only a sign-in after that time counts, and it counts as fresh (``max_age`` is met by
+  the sign-in it asked for, however long the login took). The marker fits that one request:
+  carried over to a later one of the same app (another ``state``), it would let a sign-in of
+  minutes ago answer that request's ``prompt=login`` or ``max_age``. A marker that is not ours,
+  is another request's or is older than :data:`AUTH_AFTER_WINDOW` seconds asks for a sign-in
+  from now on: a marker can make a request stricter, never laxer. ``prompt=none`` never shows
+  a page: ``login_required`` instead.
 - **Codes.** 256 random bits, kept as their SHA-256 only, good for
   ``settings.authorization_code_ttl`` seconds, bound to the client, the redirect URI, the PKCE
   challenge, the nonce, the sign-in (its session and its time), the scope and the audiences.
@@ -24,10 +27,11 @@ redeemed at the token endpoint.
   first redemption opened is revoked (RFC 6749 §4.1.2), through the revocation feed to the edges.
   A redemption racing with a replay loses too: the replay poisons the code, and the redemption
   that finds it poisoned revokes what it just opened.
-- **Redemption** opens a session for the client (``devices.open_session``): its tokens name the
-  client's audiences and ``auth`` (so ``/userinfo`` accepts them); the access token's scope is
-  the requested one within the user's role scopes (``openid`` and ``email`` kept), and an ID
-  token comes with it when ``openid`` was asked for (:mod:`auth_service.idtokens`).
+- **Redemption** opens a session for the client (``devices.open_session``), which keeps the
+  code's scope: its tokens name the client's audiences and ``/userinfo``'s own
+  (:func:`app_token_audiences`); their scope is the requested one within both the user's roles
+  and the client's registered scopes (``openid`` and ``email`` kept), and an ID token comes with
+  it when ``openid`` was asked for (:mod:`auth_service.idtokens`).
 
 No web framework here: ``routes/oidc.py`` and ``routes/oauth.py`` read the requests and answer.
 """
@@ -55,6 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import clients, devices, grants, idtokens, revocation
 from auth_service.clients import TokenCaller
+from auth_service.config import Settings
 from auth_service.errors import NotFoundError, OAuthError
 from auth_service.models import AuthorizationCode, User
 from auth_service.models import Session as DeviceSession
@@ -251,23 +256,36 @@ def _marker_key(refresh_key: bytes) -> bytes:
     return hkdf.derive(refresh_key)
 
 
-def _marker_tag(svc: Services, client_id: str, redirect_uri: str, moment: int) -> str:
-    message = f"{client_id}\x00{redirect_uri}\x00{moment}".encode()
+def _marked_request(params: Mapping[str, str]) -> dict[str, str]:
+    """The request a sign-in marker stands for: its parameters without the marker, and without
+    ``prompt=login`` (the sign-in the marker asks for answers it)."""
+    marked = {name: value for name, value in params.items() if name != AUTH_AFTER}
+    prompt = [value for value in marked.pop("prompt", "").split() if value != "login"]
+    if prompt:
+        marked["prompt"] = " ".join(prompt)
+    return marked
+
+
+def _marker_tag(svc: Services, params: Mapping[str, str], moment: int) -> str:
+    """The HMAC of a sign-in marker: its time and the whole request it was made for (its
+    client, redirect URI, ``state``, ``nonce``, ...), so that it fits no other request."""
+    request = urlencode(sorted(_marked_request(params).items()))
+    message = f"{moment}\x00{request}".encode()
     digest = hmac.new(_marker_key(svc.refresh_key), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 def _auth_after(svc: Services, draft: AuthorizationRequest, value: str | None) -> int | None:
-    """A sign-in marker's time (milliseconds) if it is ours, for this client and redirect URI,
-    and recent; the time now for any other marker (only a sign-in from now on counts); None
-    without one."""
+    """A sign-in marker's time (milliseconds) if it is ours, for this very request, and
+    recent; the time now for any other marker (only a sign-in from now on counts); None without
+    one."""
     if value is None:
         return None
     now = int(svc.clock().timestamp() * 1000)
     moment, _, tag = value.partition(".")
     if not moment.isascii() or not moment.isdigit() or len(moment) > MARKER_DIGITS:
         return now
-    expected = _marker_tag(svc, draft.client.client_id, draft.redirect_uri, int(moment))
+    expected = _marker_tag(svc, draft.params, int(moment))
     if not hmac.compare_digest(tag.encode(), expected.encode()):
         return now
     age = (now - int(moment)) / 1000
@@ -293,12 +311,9 @@ def needs_sign_in(request: AuthorizationRequest, auth_time: datetime | None, now
 def return_to(svc: Services, request: AuthorizationRequest, now: datetime) -> str:
     """The request the login page comes back to: the same one, ``prompt=login`` dropped (the
     sign-in about to happen answers it) and a fresh sign-in marker instead."""
-    params = {name: value for name, value in request.params.items() if name != AUTH_AFTER}
-    prompt = [value for value in params.pop("prompt", "").split() if value != "login"]
-    if prompt:
-        params["prompt"] = " ".join(prompt)
+    params = _marked_request(request.params)
     moment = int(now.timestamp() * 1000)
-    tag = _marker_tag(svc, request.client.client_id, request.redirect_uri, moment)
+    tag = _marker_tag(svc, params, moment)
     params[AUTH_AFTER] = f"{moment}.{tag}"
     target = "/authorize?" + urlencode(params)
     if len(target) > RETURN_TO_MAX:
@@ -352,16 +367,14 @@ async def issue_code(
     """A code for the signed-in browser's user (its session ``session_id``, signed in at
     ``auth_time``), stored as its hash; the code itself goes to the redirect URI only."""
     settings = svc.settings
-    audiences = grants.audiences_for(
-        settings, (), request.client.audiences | {settings.self_audience}
-    )
+    audiences = app_token_audiences(settings, request.client)
     now = svc.clock()
     code = secrets.token_urlsafe(CODE_BYTES)
     async with svc.sessions() as db:
         user = await db.get(User, user_id)
         if user is None or user.disabled:
             raise request.refuse("access_denied", "The account cannot sign in.")
-        scopes = _granted(request.scopes, user, svc)
+        scopes = _granted(request.scopes, user, request.client, settings)
         db.add(
             AuthorizationCode(
                 code_hash=code_hash(code),
@@ -386,16 +399,27 @@ async def issue_code(
     return code
 
 
-def _granted(requested: Iterable[str] | None, user: User, svc: Services) -> list[str]:
-    """The scopes a code (or its tokens) carry: those requested that the user's roles grant,
-    and the OpenID Connect ones requested; all the roles grant when nothing was requested.
-    Scopes nobody knows are left out (RFC 6749 §3.3: the answer's ``scope`` says what was
-    granted)."""
-    role_scopes = set(scopes_for(user.roles, svc.settings))
+def app_token_audiences(settings: Settings, client: RegisteredClient) -> list[str]:
+    """What an app's tokens name: the services it is registered for, and ``/userinfo`` (its own
+    audience, :attr:`Settings.userinfo_audience`). Not the auth service's account routes
+    (``/me``, ``/sessions``, logout): another team's app holding a user's token must not list or
+    sign out their devices. An app registered for the ``auth`` audience (a first-party app) is."""
+    return grants.audiences_for(settings, (), client.audiences | {settings.userinfo_audience})
+
+
+def _granted(
+    requested: Iterable[str] | None, user: User, client: RegisteredClient, settings: Settings
+) -> list[str]:
+    """The scopes a code (or its tokens) carry: those requested that the user's roles grant and
+    the app is registered to hold, and the OpenID Connect ones requested; all of the first kind
+    when nothing was requested. An app holds no more than its registration says, whoever signs
+    in: an administrator signing in to another team's app does not hand it ``admin``. Scopes
+    nobody knows are left out (RFC 6749 §3.3: the answer's ``scope`` says what was granted)."""
+    allowed = set(scopes_for(user.roles, settings)) & client.scopes
     if requested is None:
-        return sorted(role_scopes)
+        return sorted(allowed)
     wanted = set(requested)
-    return sorted((wanted & role_scopes) | (wanted & IDENTITY_SCOPES))
+    return sorted((wanted & allowed) | (wanted & IDENTITY_SCOPES))
 
 
 async def forget_expired(db: AsyncSession, now: datetime) -> int:
@@ -515,7 +539,7 @@ async def _claim(
             )
             if refusal is not None:
                 raise _invalid_grant(refusal)
-            claimed = await _mark_used(db, row, svc, now)
+            claimed = await _mark_used(db, row, client, svc, now)
             if claimed is not None:
                 return claimed
             user_id, issued = row.user_id, None  # a racing redemption won: ours is a replay
@@ -552,7 +576,11 @@ async def _refusal(
 
 
 async def _mark_used(
-    db: AsyncSession, row: AuthorizationCode, svc: Services, now: datetime
+    db: AsyncSession,
+    row: AuthorizationCode,
+    client: RegisteredClient,
+    svc: Services,
+    now: datetime,
 ) -> _Claimed | None:
     """Mark the code used and commit; None if another redemption did first."""
     user = await db.get(User, row.user_id)
@@ -567,7 +595,7 @@ async def _mark_used(
     claimed = _Claimed(
         row.code_hash,
         user,
-        _granted(row.scope.split(), user, svc),
+        _granted(row.scope.split(), user, client, svc.settings),
         list(row.audiences),
         row.nonce,
         row.auth_time,

@@ -219,6 +219,12 @@ class Settings(ServiceSettings):
         return list(self.audiences if self.app_audiences is None else self.app_audiences)
 
     @property
+    def userinfo_audience(self) -> str:
+        """The audience of ``/userinfo`` alone (an RFC 8707 resource URL): what apps' tokens name
+        for it, where the account routes want :attr:`self_audience`."""
+        return f"{self.issuer}/userinfo"
+
+    @property
     def known_scopes(self) -> frozenset[str]:
         """Every scope a token can carry: those the roles grant, and the services' own."""
         from_roles = {scope for scopes in self.role_scopes.values() for scope in scopes}

@@ -66,10 +66,11 @@ def invalid_target(description: str) -> OAuthError:
 def audiences_for(
     settings: Settings, requested: Collection[str], allowed: Iterable[str]
 ) -> list[str]:
-    """The audiences a token names: ``requested``, each configured and in ``allowed``; or, when
-    nothing is requested, every configured audience of ``allowed``. In the order of the settings'
+    """The audiences a token names: ``requested``, each configured (or ``/userinfo``'s, which
+    only apps' tokens are allowed) and in ``allowed``; or, when nothing is requested, every such
+    audience of ``allowed``. In the order of the settings'
     ``audiences``, each once. Nothing to name: ``invalid_target`` (descriptions never echo)."""
-    known = list(settings.audiences)
+    known = [*settings.audiences, settings.userinfo_audience]
     permitted = set(allowed) & set(known)
     if requested:
         if not set(requested) <= set(known):

@@ -20,6 +20,7 @@ from auth_service.state import Services, get_services
 from gatepass import challenges
 from gatepass.core.bearer import BearerHeader
 from gatepass.core.errors import GatepassError, RevokedTokenError, TokenError
+from gatepass.core.verifier import Verifier
 from gatepass.openapi import CHALLENGE, merge_responses, problem_responses
 
 REALM = "gatepass"
@@ -58,9 +59,22 @@ def bearer_token(request: Request) -> str | None:
 async def current_caller(
     request: Request, svc: Annotated[Services, Depends(get_services)]
 ) -> Caller:
+    """The user of a token for the account routes (the ``self_audience``)."""
+    return await _caller(request, svc, svc.verifier)
+
+
+async def userinfo_caller(
+    request: Request, svc: Annotated[Services, Depends(get_services)]
+) -> Caller:
+    """The user of a token for ``/userinfo`` (``Settings.userinfo_audience``), which apps'
+    tokens name instead of the account routes' audience."""
+    return await _caller(request, svc, svc.userinfo_verifier)
+
+
+async def _caller(request: Request, svc: Services, verifier: Verifier) -> Caller:
     try:
         token = bearer_token(request)
-        principal = None if token is None else await svc.verifier.verify(token)
+        principal = None if token is None else await verifier.verify(token)
     except GatepassError as exc:
         raise challenges.problem(exc, REALM) from None
     if principal is None:
@@ -76,6 +90,7 @@ async def current_caller(
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+UserinfoCaller = Annotated[Caller, Depends(userinfo_caller)]
 
 
 def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:

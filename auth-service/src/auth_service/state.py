@@ -38,6 +38,8 @@ class Services:
     refresh_key: bytes = field(kw_only=True, repr=False)
     # The access-token verifier of the protected routes, built once (verification.py).
     verifier: Verifier = field(kw_only=True)
+    # The verifier of /userinfo: apps' tokens name it, not the account routes' audience.
+    userinfo_verifier: Verifier = field(kw_only=True)
     # One per configured audience (``verifier`` among them): how each service verifies the tokens
     # it is called with, for token exchange and introspection (grants.verifier_for).
     audience_verifiers: Mapping[str, Verifier] = field(kw_only=True)

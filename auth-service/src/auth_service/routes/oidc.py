@@ -28,7 +28,7 @@ from auth_service.authorization import PageError, RedirectError
 from auth_service.csrf import CSRF_FIELD, CsrfError
 from auth_service.errors import NO_STORE, NotFoundError
 from auth_service.idtokens import IdTokenHint
-from auth_service.security import CALLER_ANSWERS, REALM, Caller, CurrentCaller
+from auth_service.security import CALLER_ANSWERS, REALM, Caller, UserinfoCaller
 from auth_service.state import Services, Svc
 from gatepass import challenges
 from gatepass.openapi import CHALLENGE, bearer_security, merge_responses, problem_responses
@@ -148,7 +148,7 @@ async def _userinfo(caller: Caller, svc: Services) -> JSONResponse:
     responses=USERINFO_ANSWERS,
     openapi_extra=bearer_security("openid"),
 )
-async def userinfo(caller: CurrentCaller, svc: Svc) -> JSONResponse:
+async def userinfo(caller: UserinfoCaller, svc: Svc) -> JSONResponse:
     """The signed-in user's claims, for the client holding their access token."""
     return await _userinfo(caller, svc)
 
@@ -160,7 +160,7 @@ async def userinfo(caller: CurrentCaller, svc: Svc) -> JSONResponse:
     responses=USERINFO_ANSWERS,
     openapi_extra=bearer_security("openid"),
 )
-async def userinfo_post(caller: CurrentCaller, svc: Svc) -> JSONResponse:
+async def userinfo_post(caller: UserinfoCaller, svc: Svc) -> JSONResponse:
     """As ``GET /userinfo`` (OpenID Connect Core §5.3.1 allows both)."""
     return await _userinfo(caller, svc)
 
@@ -188,7 +188,10 @@ async def end_session(request: Request, svc: Svc) -> Response:
         return _error_page(request, exc.message)
     if hint is None:
         if request.method != "POST":
-            return _confirmation(request, client_id, target, state)
+            # The page names the application only once its registration vouched for it (the
+            # post-logout URI was looked up): any text could be sent as a client_id.
+            named = client_id if target is not None else None
+            return _confirmation(request, named, target, state)
         try:
             await browser.check_csrf(request, params.get(CSRF_FIELD))
         except CsrfError as exc:

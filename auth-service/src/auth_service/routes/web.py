@@ -26,7 +26,7 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 from fastapi import APIRouter, Request, Response, status
@@ -178,7 +178,7 @@ async def static(name: str) -> Response:
 # --- signing in ----------------------------------------------------------------------------------
 
 
-def _form_page(
+async def _form_page(
     request: Request,
     name: str,
     return_to: str | None,
@@ -189,13 +189,16 @@ def _form_page(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The login or signup form; its ``form-action`` also allows the origin the authorization
-    request will redirect to (the login's 303 chain ends there)."""
+    request will redirect to (the login's 303 chain ends there). For an authorization request,
+    the page names the registered app the person is signing in to."""
     target = browser.redirect_origin(return_to)
+    app = await _app_asking(request.app.state.services, return_to)
     return render(
         request,
         name,
         {
             "return_to": return_to,
+            "app": app,
             "error": error,
             "email": email,
             "password_min": request.app.state.services.settings.password_min_length,
@@ -206,14 +209,29 @@ def _form_page(
     )
 
 
+async def _app_asking(svc: Services, return_to: str | None) -> str | None:
+    """The client id of the authorization request ``return_to`` (already a safe one), when it is
+    a registered, enabled app; None otherwise (an unknown name is never shown: any text could be
+    put there)."""
+    if return_to is None:
+        return None
+    named = parse_qs(urlsplit(return_to).query).get("client_id", [])
+    if len(named) != 1:
+        return None
+    client = await svc.client_cache.find(svc.sessions, named[0])
+    if client is None or client.kind != "app" or client.disabled:
+        return None
+    return client.client_id
+
+
 @router.get("/app/login")
 async def login_page(request: Request, return_to: str | None = None) -> Response:
-    return _form_page(request, "login.html", browser.safe_return_to(return_to))
+    return await _form_page(request, "login.html", browser.safe_return_to(return_to))
 
 
 @router.get("/app/signup")
 async def signup_page(request: Request, return_to: str | None = None) -> Response:
-    return _form_page(request, "signup.html", browser.safe_return_to(return_to))
+    return await _form_page(request, "signup.html", browser.safe_return_to(return_to))
 
 
 def _credentials(form: dict[str, str]) -> tuple[str, str] | None:
@@ -264,7 +282,7 @@ async def _sign_in_form(
     return_to = browser.safe_return_to(form.get("return_to"))
     credentials = _credentials(form)
     if credentials is None:
-        return _form_page(
+        return await _form_page(
             request, template, return_to, error=incomplete, email=_echo(form), status_code=422
         )
     email, password = credentials
@@ -273,7 +291,7 @@ async def _sign_in_form(
         user = await user_of(email, password, ip)
         pair = await _open_session(svc, request, user, ip)
     except ProblemError as exc:
-        return _form_page(
+        return await _form_page(
             request,
             template,
             return_to,
@@ -415,16 +433,20 @@ async def call(name: str, request: Request, svc: Svc) -> Response:
         request.app.state, "page_call_transport", None
     )
     try:
-        async with httpx.AsyncClient(
-            transport=transport, timeout=CALL_TIMEOUT, follow_redirects=False
-        ) as http:
-            answer = await http.get(
+        async with (
+            httpx.AsyncClient(
+                transport=transport, timeout=CALL_TIMEOUT, follow_redirects=False
+            ) as http,
+            http.stream(
+                "GET",
                 url,
                 headers={
                     "Authorization": f"Bearer {session.access_token}",
                     "Accept": "application/json",
                 },
-            )
+            ) as answer,
+        ):
+            content = await _bounded_body(answer)
     except httpx.HTTPError:
         return _problem(
             503,
@@ -432,7 +454,7 @@ async def call(name: str, request: Request, svc: Svc) -> Response:
             "Service unavailable",
             f"The {name} service did not answer; try again in a moment.",
         )
-    readable, body = _json_body(answer)
+    readable, body = _json_body(answer, content)
     if not readable:
         return _problem(
             502,
@@ -445,17 +467,28 @@ async def call(name: str, request: Request, svc: Svc) -> Response:
     )
 
 
-def _json_body(answer: httpx.Response) -> tuple[bool, Any]:
+async def _bounded_body(answer: httpx.Response) -> bytes | None:
+    """The answer's body, read no further than :data:`CALL_ANSWER_MAX` (None beyond): an edge's
+    endless or huge answer must not be held in memory whole before its size is checked."""
+    content = bytearray()
+    async for chunk in answer.aiter_bytes():
+        content += chunk
+        if len(content) > CALL_ANSWER_MAX:
+            return None
+    return bytes(content)
+
+
+def _json_body(answer: httpx.Response, content: bytes | None) -> tuple[bool, Any]:
     """(True, the answer's JSON), or (False, None) for a body that is not JSON or is over
-    :data:`CALL_ANSWER_MAX`. An empty body (a 204) reads as null."""
-    if not answer.content:
-        return True, None
-    if len(answer.content) > CALL_ANSWER_MAX:
+    :data:`CALL_ANSWER_MAX` (``content`` None). An empty body (a 204) reads as null."""
+    if content is None:
         return False, None
+    if not content:
+        return True, None
     media_type = answer.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         return False, None
     try:
-        return True, json.loads(answer.content)
+        return True, json.loads(content)
     except ValueError:
         return False, None
