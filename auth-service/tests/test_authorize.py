@@ -258,3 +258,22 @@ async def test_a_post_authorization_request_is_served(
     query = query_of(answer.headers["location"])
     assert query["state"] == params["state"]
     assert "code" in query
+
+
+@pytest.mark.parametrize(
+    ("extra", "refreshes"),
+    [({}, True), ({"prompt": "login"}, False), ({"max_age": "3600"}, False)],
+)
+async def test_the_sign_in_page_may_refresh_a_session_unless_a_new_sign_in_is_demanded(
+    client: httpx.AsyncClient, extra: dict[str, str], refreshes: bool
+) -> None:
+    """Nobody signed in (as far as the access cookie says): any live session answers a plain
+    request, so the page's script first tries the refresh cookie and goes back to the request;
+    a request demanding a new sign-in carries a marker no refreshed session can meet."""
+    answer = await client.get("/authorize", params=authorize_params(Pkce(), **extra))
+    assert answer.status_code == 303
+    return_to = unquote(answer.headers["location"].split("return_to=", 1)[1])
+    assert ("auth_after=" in return_to) is not refreshes
+    page = await client.get(answer.headers["location"])
+    assert page.status_code == 200
+    assert ('data-try-refresh="1"' in page.text) is refreshes

@@ -241,3 +241,23 @@ def test_pkce_and_code_replay_are_refused(stack: Stack) -> None:
         )
         assert refreshed.status_code == 400
         assert error_of(refreshed) == "invalid_grant"
+
+
+def test_a_signed_in_person_is_not_asked_again_once_the_access_cookie_ran_out(
+    stack: Stack, node_rp: ServiceProcess, context: BrowserContext, shots: Shots
+) -> None:
+    """Single sign-on outlives the access cookie (5 minutes): the hosted sign-in page refreshes
+    the session once (the refresh cookie reaches /app/refresh alone) and goes back to the
+    authorization request, so the app signs the person in without the password typed again."""
+    email, user_id = new_person(stack)
+    page = context.new_page()
+    page.goto(f"{stack.auth.base_url}/app/login")
+    sign_in_on_page(page, email)
+    page.wait_for_url(f"{stack.auth.base_url}/app")
+    shots(page, "signed-in-on-the-page")
+    context.clear_cookies(name="gp_access")  # as its Max-Age runs out: the refresh cookie stays
+    page.goto(node_rp.url("/"))
+    page.locator("#login").click()
+    page.wait_for_url(node_rp.url("/"))
+    shots(page, "rp-signed-in-without-the-password")
+    assert claim(page, "sub") == user_id

@@ -292,6 +292,13 @@ def _auth_after(svc: Services, draft: AuthorizationRequest, value: str | None) -
     return int(moment) if -60 <= age <= AUTH_AFTER_WINDOW else now
 
 
+def demands_new_sign_in(request: AuthorizationRequest) -> bool:
+    """Whether only a sign-in newer than the request answers it, rather than any session."""
+    return (
+        "login" in request.prompt or request.max_age is not None or request.auth_after is not None
+    )
+
+
 def needs_sign_in(request: AuthorizationRequest, auth_time: datetime | None, now: datetime) -> bool:
     """Whether the browser must sign in (again): no session (``auth_time`` None), or one the
     request does not accept: with a marker, one not newer than it (newer, it is fresh whatever
@@ -310,11 +317,15 @@ def needs_sign_in(request: AuthorizationRequest, auth_time: datetime | None, now
 
 def return_to(svc: Services, request: AuthorizationRequest, now: datetime) -> str:
     """The request the login page comes back to: the same one, ``prompt=login`` dropped (the
-    sign-in about to happen answers it) and a fresh sign-in marker instead."""
+    sign-in about to happen answers it) and a fresh sign-in marker instead, when the request
+    demands a new sign-in (``prompt=login``, ``max_age``, or a marker already). A request that
+    only found nobody signed in is sent back as it is: any live session answers it, so the page
+    may first try to refresh one whose access cookie ran out."""
     params = _marked_request(request.params)
-    moment = int(now.timestamp() * 1000)
-    tag = _marker_tag(svc, params, moment)
-    params[AUTH_AFTER] = f"{moment}.{tag}"
+    if demands_new_sign_in(request):
+        moment = int(now.timestamp() * 1000)
+        tag = _marker_tag(svc, params, moment)
+        params[AUTH_AFTER] = f"{moment}.{tag}"
     target = "/authorize?" + urlencode(params)
     if len(target) > RETURN_TO_MAX:
         raise request.refuse("invalid_request", "The request is too long.")

@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from auth_service import accounts, browser, devices
+from auth_service.authorization import AUTH_AFTER
 from auth_service.browser import BrowserSession, CsrfError, check_csrf, render
 from auth_service.csrf import CSRF_FIELD
 from auth_service.errors import NO_STORE, OAuthError
@@ -193,12 +194,22 @@ async def _form_page(
     the page names the registered app the person is signing in to."""
     target = browser.redirect_origin(return_to)
     app = await _app_asking(request.app.state.services, return_to)
+    # The access cookie of a live session may just have run out (the refresh cookie reaches
+    # /app/refresh alone): the page's script refreshes once and goes back to the authorization
+    # request, so a signed-in person is not asked again. Not when that request asked for a new
+    # sign-in (its marker): a refreshed session is no new sign-in, and would be sent back here.
+    silent_refresh = (
+        return_to is not None
+        and error is None
+        and AUTH_AFTER not in parse_qs(urlsplit(return_to).query)
+    )
     return render(
         request,
         name,
         {
             "return_to": return_to,
             "app": app,
+            "silent_refresh": silent_refresh,
             "error": error,
             "email": email,
             "password_min": request.app.state.services.settings.password_min_length,

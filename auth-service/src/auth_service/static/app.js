@@ -132,15 +132,20 @@
 
   // Signed out as far as the page can tell: the access cookie may just have run out while the
   // session lives on (the refresh cookie goes to /app/refresh alone). Try once; a success
-  // reloads the page signed in. Once per few seconds at most, so nothing ever loops.
+  // reloads the page signed in, or (the hosted sign-in page of an authorization request) goes
+  // back to that request, which the server rendered and checked. Once per few seconds at most,
+  // so nothing ever loops.
   if (document.body.hasAttribute("data-try-refresh")) {
+    const returnTo = document.body.getAttribute("data-return-to");
     const key = "gatepass-refresh-tried";
     const last = Number(window.sessionStorage.getItem(key) || "0");
     if (Date.now() - last > 10000) {
       window.sessionStorage.setItem(key, String(Date.now()));
       refreshSession()
         .then(function (refreshed) {
-          if (refreshed) {
+          if (refreshed && returnTo && returnTo.startsWith("/authorize?")) {
+            window.location.assign(returnTo);
+          } else if (refreshed) {
             window.location.reload();
           }
         })
