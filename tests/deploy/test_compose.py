@@ -21,6 +21,7 @@ removes them (and the build's dangling stage images) once pytest is done.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
@@ -157,6 +158,52 @@ def test_sign_up_log_in_and_call_both_edges(stack: Stack) -> None:
     for edge, path in EDGE_ROUTES.items():
         with stack.client(edge) as client:
             assert client.get(path).status_code == 401, edge
+
+
+def test_the_web_page_calls_both_edges_for_whoever_signed_in(stack: Stack) -> None:
+    """The page at /app across containers: its sign-in form, then its buttons, which the auth
+    service answers by calling mail and video on the private network (``PAGE_CALLS``). Its
+    cookies are Secure (production), so they are sent by hand over this plain-HTTP loopback."""
+    with stack.client("auth") as auth:
+        email, _, _ = new_user(auth, "page")
+        form = auth.get("/app/login")
+        cookies = set_cookies(form)
+        signed_in = auth.post(
+            "/app/login",
+            data={"email": email, "password": STRONG_PASSWORD, "csrf_token": csrf_of(form.text)},
+            headers={"Cookie": cookie_header(cookies)},
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        cookies.update(set_cookies(signed_in))
+        assert {"__Host-gp_access", "__Secure-gp_refresh", "__Host-gp_csrf"} <= cookies.keys()
+        page = auth.get("/app", headers={"Cookie": cookie_header(cookies)})
+        assert page.status_code == 200
+        for edge in ("mail", "video"):
+            call = auth.post(
+                f"/app/api/call/{edge}",
+                headers={"Cookie": cookie_header(cookies), "X-CSRF-Token": csrf_of(page.text)},
+            )
+            assert call.status_code == 200, call.text
+            assert call.json()["status"] == 200, call.text
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """The cookies a response sets, by name."""
+    pairs = (
+        line.split(";", 1)[0].split("=", 1) for line in response.headers.get_list("set-cookie")
+    )
+    return {name.strip(): value for name, value in pairs}
+
+
+def cookie_header(cookies: dict[str, str]) -> str:
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page of ours carries (its ``<meta name="csrf-token">``)."""
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert match is not None, "the page carries no CSRF token"
+    return match.group(1)
 
 
 def test_the_operator_command_creates_an_admin_in_the_auth_container(stack: Stack) -> None:
