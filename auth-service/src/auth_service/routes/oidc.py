@@ -4,8 +4,9 @@ logout).
 
 ``/authorize`` and ``/end-session`` are visited by a person's browser: their refusals are pages
 (never JSON, never a redirect to a URI not known good), and they are left out of the OpenAPI
-document (the discovery document names them). ``/userinfo`` is an API: a bearer token (audience
-``auth``, a user's, with the ``openid`` scope), RFC 6750 errors.
+document (the discovery document names them). ``/userinfo`` is an API: a bearer token (a user's,
+naming ``/userinfo``'s own audience, ``Settings.userinfo_audience``, as apps' tokens do, with the
+``openid`` scope), RFC 6750 errors.
 
 Both ``GET`` and ``POST`` are served (OpenID Connect Core §3.1.2.1, §5.3.1; RP-Initiated Logout
 §2). A ``POST /authorize`` is an authorization request like a ``GET``: relying parties send it
