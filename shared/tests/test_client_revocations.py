@@ -2,32 +2,23 @@
 token whose ``client_id`` claim is that client and whose ``iat`` is before ``not_before`` is
 refused: the client's own service tokens, and the tokens it got by token exchange for users (their
 ``sub`` is the user's, so a ``user`` event for the client's id would miss them). Checked in the
-deny-set alone, parsed from the feed, and through the follower and a verifier with a cache."""
+deny-set alone and parsed from the feed; followed, and checked by a verifier with a cache, in
+test_revocation_feed.py beside the other kinds."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-
-import httpx
 import orjson
 import pytest
 
 from gatepass import (
     AccessPrincipal,
     DenySet,
-    FeedConfig,
-    RemoteKeySet,
     Revocation,
-    RevocationFeed,
     RevokedTokenError,
-    TokenCache,
-    Verifier,
 )
 from gatepass.core.feed import parse_answer
 from gatepass.core.fetch import FetchFailed
 from gatepass.core.revocations import CLIENT, USER
-from gatepass.testing import FakeIssuer, ManualClock
 
 NOW = 1_700_000_000.0
 LATER = NOW + 360
@@ -125,87 +116,3 @@ def test_a_client_event_off_the_contract_fails_the_answer(event: dict[str, objec
     with pytest.raises(FetchFailed) as failed:
         parse_answer(answer(event))
     assert failed.value.outcome == "invalid_answer"
-
-
-# -- followed, and checked by a verifier with a cache ----------------------------------------
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    """Let the follower run until ``condition`` holds (it needs milliseconds; 10 s is a hang)."""
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.001)
-
-
-@pytest.fixture
-def issuer(clock: ManualClock) -> FakeIssuer:
-    return FakeIssuer(clock=clock, feed=True)
-
-
-@pytest.fixture
-async def keyset(
-    client: httpx.AsyncClient, issuer: FakeIssuer, clock: ManualClock
-) -> AsyncIterator[RemoteKeySet]:
-    async with RemoteKeySet(client, issuer=issuer.issuer, clock=clock, sleep=clock.sleep) as keys:
-        yield keys
-
-
-@pytest.fixture
-def denyset() -> DenySet:
-    return DenySet()
-
-
-@pytest.fixture
-def verifier(
-    keyset: RemoteKeySet, issuer: FakeIssuer, clock: ManualClock, denyset: DenySet
-) -> Verifier:
-    return Verifier(
-        keyset,
-        issuer=issuer.issuer,
-        audience="mail",
-        clock=clock,
-        cache=TokenCache(100),
-        revocations=denyset,
-    )
-
-
-@pytest.fixture
-async def feed(
-    keyset: RemoteKeySet, denyset: DenySet, verifier: Verifier, clock: ManualClock
-) -> AsyncIterator[RevocationFeed]:
-    following = RevocationFeed(
-        keyset,
-        denyset,
-        token="feed-token-mail",
-        config=FeedConfig(),
-        cache=verifier.cache,
-        clock=clock,
-        sleep=clock.sleep,
-        random=lambda: 0.5,
-    )
-    async with following:
-        yield following
-
-
-async def test_a_followed_client_event_refuses_cached_tokens_of_that_client(
-    feed: RevocationFeed, verifier: Verifier, issuer: FakeIssuer, clock: ManualClock
-) -> None:
-    exchanged = issuer.token(sub="usr_ann", client_id="video-svc", act={"sub": "video-svc"})
-    own = issuer.token(sub="video-svc", client_id="video-svc", sid=None)
-    other = issuer.token(sub="usr_ann", client_id="photo-svc", act={"sub": "photo-svc"})
-    for token in (exchanged, own, other):
-        await verifier.verify(token)
-    assert verifier.cache is not None
-    assert len(verifier.cache) == 3
-    issuer.revoke_client("video-svc")  # not_before: the next second
-    await until(lambda: feed.cursor == issuer.feed_cursor)
-    for token in (exchanged, own):
-        with pytest.raises(RevokedTokenError):
-            await verifier.verify(token)  # a cache hit, refused by the check on every hit
-    assert (await verifier.verify(other)).client_id == "photo-svc"
-    assert verifier.stats.rejections["revoked"] == 2
-    assert feed.state().live[CLIENT] == 1
-    assert feed.state().events[CLIENT] == 1
-    clock.advance(1)  # issued at the cut-off or later: good (a re-enabled client's new tokens)
-    fresh = issuer.token(sub="usr_ann", client_id="video-svc", act={"sub": "video-svc"})
-    assert (await verifier.verify(fresh)).sub == "usr_ann"

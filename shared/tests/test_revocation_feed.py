@@ -22,7 +22,7 @@ from gatepass import (
     UnknownKidError,
     Verifier,
 )
-from gatepass.core.revocations import Revocation
+from gatepass.core.revocations import CLIENT, Revocation
 from gatepass.core.stats import FEED_CAUGHT_UP, FEED_NOT_LISTED
 from gatepass.testing import REVOCATION_TTL, FakeIssuer, ManualClock
 
@@ -184,6 +184,30 @@ async def test_a_revoked_jti_refuses_that_token_though_it_stays_cached(
     with pytest.raises(RevokedTokenError):
         await verifier.verify(token)
     await verifier.verify(issuer.token(jti="jti_2"))
+
+
+async def test_a_followed_client_event_refuses_cached_tokens_of_that_client(
+    feed: RevocationFeed, verifier: Verifier, issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    exchanged = issuer.token(sub="usr_ann", client_id="video-svc", act={"sub": "video-svc"})
+    own = issuer.token(sub="video-svc", client_id="video-svc", sid=None)
+    other = issuer.token(sub="usr_ann", client_id="photo-svc", act={"sub": "photo-svc"})
+    for token in (exchanged, own, other):
+        await verifier.verify(token)
+    assert verifier.cache is not None
+    assert len(verifier.cache) == 3
+    issuer.revoke_client("video-svc")  # not_before: the next second
+    await synced(feed, issuer)
+    for token in (exchanged, own):
+        with pytest.raises(RevokedTokenError):
+            await verifier.verify(token)  # a cache hit, refused by the check on every hit
+    assert (await verifier.verify(other)).client_id == "photo-svc"
+    assert verifier.stats.rejections["revoked"] == 2
+    assert feed.state().live[CLIENT] == 1
+    assert feed.state().events[CLIENT] == 1
+    clock.advance(1)  # issued at the cut-off or later: good (a re-enabled client's new tokens)
+    fresh = issuer.token(sub="usr_ann", client_id="video-svc", act={"sub": "video-svc"})
+    assert (await verifier.verify(fresh)).sub == "usr_ann"
 
 
 async def test_a_revoked_key_is_dropped_while_the_jwks_still_lists_it(
