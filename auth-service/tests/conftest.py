@@ -10,6 +10,8 @@ file, and a clock the test moves. No process, no port, no sleep.
 - ``app``, ``client``: the FastAPI app and an ``httpx.AsyncClient`` on it through
   ``ASGITransport`` (client address 127.0.0.1; ``asgi_clients.client_from(app, "10.0.0.9")``
   for another).
+- ``oidc_app``: the OpenID Connect tests' app registered (``oidc_helpers.register_app``), for
+  modules marked ``pytest.mark.usefixtures("oidc_app")``; ``browser``: a browser signed in.
 - ``postgres_url``: a fresh database on a PostgreSQL server (the repository's test support), for
   ``postgres``-marked tests; skipped without a server (failed where one is required).
 """
@@ -27,6 +29,7 @@ import pytest
 from asgi_clients import BASE_URL, client_from
 from fake_clock import FakeClock
 from fastapi import FastAPI
+from oidc_helpers import Browser, register_app, sign_in
 
 from auth_service.app import create_app, running
 from auth_service.config import Settings
@@ -87,6 +90,16 @@ def app(auth_settings: Settings, clock: FakeClock, services: Services) -> FastAP
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_from(app) as http:
         yield http
+
+
+@pytest.fixture
+async def oidc_app(services: Services) -> None:
+    await register_app(services)
+
+
+@pytest.fixture
+async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
+    return await sign_in(client, services)
 
 
 @pytest.fixture

@@ -29,15 +29,7 @@ from service_clients import register, set_disabled
 
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
-
-
-@pytest.fixture
-async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
-    return await sign_in(client, services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 def _refused_at_redirect(answer: httpx.Response, error: str, state: str | None) -> dict[str, str]:

@@ -18,7 +18,6 @@ from oidc_helpers import (
     code_for,
     redeem,
     register_app,
-    sign_in,
     tokens_for,
 )
 from service_clients import ClientSecret, oauth_error, register
@@ -27,15 +26,7 @@ from sqlalchemy import select
 from auth_service.models import RevocationEvent, SecurityEvent
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
-
-
-@pytest.fixture
-async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
-    return await sign_in(client, services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 async def _code(client: httpx.AsyncClient, browser: Browser, pkce: Pkce, **params: str) -> str:

@@ -15,7 +15,6 @@ from oidc_helpers import (
     Browser,
     query_of,
     register_app,
-    sign_in,
     tokens_for,
 )
 from service_clients import oauth_error
@@ -25,15 +24,7 @@ from auth_service.csrf import csrf_cookie_name
 from auth_service.models import RevocationEvent
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
-
-
-@pytest.fixture
-async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
-    return await sign_in(client, services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 def _browser_token(browser: Browser) -> str:

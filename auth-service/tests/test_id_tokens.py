@@ -16,8 +16,6 @@ from oidc_helpers import (
     PUBLIC_APP,
     Browser,
     at_hash,
-    register_app,
-    sign_in,
     tokens_for,
     verify_id_token,
 )
@@ -26,15 +24,7 @@ from auth_service import idtokens
 from auth_service.keys import SigningMaterial
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
-
-
-@pytest.fixture
-async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
-    return await sign_in(client, services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 async def test_the_id_token_says_who_when_and_for_whom(

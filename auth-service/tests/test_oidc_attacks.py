@@ -24,7 +24,6 @@ from oidc_helpers import (
     authorize,
     authorize_params,
     query_of,
-    register_app,
     sign_in,
     tokens_for,
 )
@@ -33,10 +32,7 @@ from web_helpers import browser_app, script_post, sign_up
 from auth_service import accounts
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 def _login_return_to(answer: httpx.Response) -> str:

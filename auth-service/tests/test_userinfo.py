@@ -6,20 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 from api_users import bearer
-from oidc_helpers import PUBLIC_APP, Browser, register_app, sign_in, tokens_for
+from oidc_helpers import PUBLIC_APP, Browser, tokens_for
 from service_clients import register, service_token
 
 from auth_service.state import Services
 
-
-@pytest.fixture(autouse=True)
-async def app_registered(services: Services) -> None:
-    await register_app(services)
-
-
-@pytest.fixture
-async def browser(client: httpx.AsyncClient, services: Services) -> Browser:
-    return await sign_in(client, services)
+pytestmark = pytest.mark.usefixtures("oidc_app")
 
 
 async def test_with_the_email_scope_the_address_comes_too(
