@@ -119,7 +119,7 @@ class AuthorizationRequest:
 
     client: RegisteredClient
     redirect_uri: str
-    scopes: frozenset[str] | None  # None: no ``scope`` parameter (all the user's role scopes)
+    scopes: frozenset[str] | None  # None: no ``scope`` parameter (all the app may hold)
     state: str | None
     nonce: str | None
     code_challenge: str
