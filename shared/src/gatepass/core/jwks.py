@@ -29,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gatepass.core._b64 import b64url_decode
 
@@ -47,6 +48,10 @@ _KEY_ALGORITHMS: dict[tuple[str | None, str | None], tuple[str, ...]] = {
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
+
+
+def _uint(data: bytes) -> int:
+    return int.from_bytes(data, "big")
 
 
 def is_wellformed_kid(kid: object) -> bool:
@@ -101,8 +106,10 @@ class Es256Key(VerificationKey):
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
             return False
+        # JWS ES256 signatures are r || s (RFC 7518 section 3.4); OpenSSL takes DER.
+        der = encode_dss_signature(_uint(signature[:32]), _uint(signature[32:]))
         try:
-            self.public_key.verify(raw_to_der(signature), signing_input, _ECDSA_SHA256)
+            self.public_key.verify(der, signing_input, _ECDSA_SHA256)
         except InvalidSignature:
             return False
         return True
@@ -140,16 +147,6 @@ class Ed25519Key(VerificationKey):
         except InvalidSignature:
             return False
         return True
-
-
-def raw_to_der(signature: bytes) -> bytes:
-    """JWS ES256 signatures are r||s (RFC 7518 section 3.4); OpenSSL wants DER. Runs per token."""
-    r, s = signature[:32].lstrip(b"\0"), signature[32:].lstrip(b"\0")
-    if not r or r[0] & 0x80:
-        r = b"\0" + r
-    if not s or s[0] & 0x80:
-        s = b"\0" + s
-    return bytes((0x30, len(r) + len(s) + 4, 2, len(r))) + r + bytes((2, len(s))) + s
 
 
 @dataclass(frozen=True)
