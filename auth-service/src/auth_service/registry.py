@@ -54,6 +54,7 @@ from auth_service.clock import Clock
 from auth_service.config import Settings
 from auth_service.errors import NotFoundError
 from auth_service.models import Client, ClientAssertion
+from auth_service.outbound import tls_context
 from gatepass.core.jwk import PRIVATE_MEMBERS  # a registry holds public keys only
 from gatepass.problems import ProblemError
 
@@ -768,6 +769,7 @@ class ClientKeys:
         self._timeout = timeout
         self._http = httpx.AsyncClient(
             transport=transport,
+            verify=tls_context(),
             timeout=timeout,
             follow_redirects=False,
             headers={"Accept": "application/json"},

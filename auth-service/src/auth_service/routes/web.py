@@ -39,6 +39,7 @@ from auth_service.browser import BrowserSession, CsrfError, check_csrf, render
 from auth_service.csrf import CSRF_FIELD
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.models import User
+from auth_service.outbound import tls_context
 from auth_service.security import client_ip
 from auth_service.state import Services, Svc
 from gatepass.problems import ProblemError, problem_response
@@ -446,7 +447,10 @@ async def call(name: str, request: Request, svc: Svc) -> Response:
     try:
         async with (
             httpx.AsyncClient(
-                transport=transport, timeout=CALL_TIMEOUT, follow_redirects=False
+                transport=transport,
+                verify=tls_context(),
+                timeout=CALL_TIMEOUT,
+                follow_redirects=False,
             ) as http,
             http.stream(
                 "GET",
