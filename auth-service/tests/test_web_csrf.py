@@ -75,7 +75,9 @@ async def test_a_same_origin_post_passes(tmp_path: Path, clock: FakeClock) -> No
         assert answer.status_code == 303
 
 
-@pytest.mark.parametrize("path", ["/app/logout", "/app/refresh", "/app/api/call/mail"])
+@pytest.mark.parametrize(
+    "path", ["/app/logout", "/app/refresh/logout", "/app/refresh", "/app/api/call/mail"]
+)
 async def test_a_scripts_post_without_the_header_gets_problem_json(
     tmp_path: Path, clock: FakeClock, path: str
 ) -> None:

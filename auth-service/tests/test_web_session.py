@@ -3,6 +3,7 @@ hear of it) and clears them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from api_users import bearer
@@ -80,3 +81,38 @@ async def test_the_scripts_logout_without_an_access_token_asks_for_a_refresh(
         kept = set_cookies(refreshed)["gp_refresh"].value
         http.cookies.set("gp_refresh", kept, domain="auth.test", path="/app/refresh")
         assert (await script_post(http, "/app/refresh")).status_code == 401
+
+
+async def test_the_log_out_form_ends_the_session_once_the_access_cookie_ran_out(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A browser without script: the page was loaded signed in, and the access cookie ran out
+    before the person clicked "Log out". The form's post still ends the session (by the refresh
+    cookie, which its path reaches), not just the cookies: a copy of the refresh token taken
+    earlier no longer works."""
+    async with browser_app(tmp_path, clock) as (_app, http):
+        signed = set_cookies(await sign_up(http, EMAIL))
+        page = await http.get("/app")
+        action = re.search(
+            r'<form method="post" action="([^"]+)" data-post="/app/logout"', page.text
+        )
+        assert action is not None
+        http.cookies.delete("gp_access")  # run out, as the browser drops it at its Max-Age
+        answer = await http.post(action.group(1), data={"csrf_token": page_csrf(page.text)})
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/app"
+        assert set_cookies(answer)["gp_refresh"].attributes["max-age"] == "0"
+        copy = signed["gp_refresh"].value
+        http.cookies.set("gp_refresh", copy, domain="auth.test", path="/app/refresh")
+        assert (await script_post(http, "/app/refresh")).status_code == 401
+
+
+async def test_logging_out_by_the_refresh_cookie_is_csrf_checked(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with browser_app(tmp_path, clock) as (_app, http):
+        await sign_up(http, EMAIL)
+        http.cookies.delete("gp_access")
+        refused = await http.post("/app/refresh/logout", data={"csrf_token": "forged"})
+        assert refused.status_code == 403
+        assert (await script_post(http, "/app/refresh")).status_code == 204

@@ -54,6 +54,7 @@ from gatepass.problems import PROBLEM_JSON
 
 __all__ = [
     "CSRF_HEADER",
+    "LOGOUT_BY_REFRESH_PATH",
     "REFRESH_PATH",
     "BrowserSession",
     "CsrfError",
@@ -77,6 +78,8 @@ __all__ = [
 ]
 
 REFRESH_PATH = "/app/refresh"
+# Where the page's log-out form posts: under REFRESH_PATH, so the refresh cookie comes along.
+LOGOUT_BY_REFRESH_PATH = REFRESH_PATH + "/logout"
 RETURN_TO_PREFIX = "/authorize?"
 RETURN_TO_MAX = 4096
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

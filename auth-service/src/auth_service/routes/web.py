@@ -4,8 +4,9 @@
   token taken apart, the devices with a sign-out each, buttons that call the edges, log out.
 - ``GET|POST /app/login``, ``GET|POST /app/signup``: the hosted forms. A sign-in continues to
   ``return_to`` when it is an ``/authorize?`` request of this service, else to ``/app``.
-- ``POST /app/logout``, ``POST /app/refresh``, ``POST /app/api/devices/{id}/sign-out``,
-  ``POST /app/api/call/{name}``: what the page's forms and its script post.
+- ``POST /app/logout`` (and ``/app/refresh/logout``), ``POST /app/refresh``,
+  ``POST /app/api/devices/{id}/sign-out``, ``POST /app/api/call/{name}``: what the page's forms
+  and its script post.
 
 Every POST is CSRF-checked (:mod:`auth_service.csrf`; the route class answers a refusal as a
 page for a form, problem JSON for the script). A form's post is answered with a page or a 303; the
@@ -22,6 +23,7 @@ These are pages, not API: they are left out of the OpenAPI document.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -35,7 +37,13 @@ from fastapi.routing import APIRoute
 
 from auth_service import accounts, browser, devices
 from auth_service.authorization import AUTH_AFTER
-from auth_service.browser import BrowserSession, CsrfError, check_csrf, render
+from auth_service.browser import (
+    LOGOUT_BY_REFRESH_PATH,
+    BrowserSession,
+    CsrfError,
+    check_csrf,
+    render,
+)
 from auth_service.csrf import CSRF_FIELD
 from auth_service.errors import NO_STORE, OAuthError
 from auth_service.models import User
@@ -357,17 +365,28 @@ async def _posted_token(request: Request) -> str | None:
 
 
 @router.post("/app/logout")
+@router.post(LOGOUT_BY_REFRESH_PATH)
 async def logout(request: Request, svc: Svc) -> Response:
     """Sign this browser out: its session revoked (the edges hear of it through the revocation
     feed), its cookies cleared. The script's call without a live access token gets 401 (it
-    refreshes and tries again, so that the session is revoked, not just forgotten)."""
+    refreshes and tries again, so that the session is revoked, not just forgotten).
+
+    The page's log-out form posts to ``/app/refresh/logout``, which the refresh cookie reaches:
+    a browser without script whose access cookie ran out since the page loaded sends no access
+    token, and its session is then ended by the refresh token (as ``POST /revoke`` would)."""
     form_post = browser.is_form_post(request)
     await check_csrf(request, await _posted_token(request))
     session = await browser.current_session(svc, request)
-    if session is None and not form_post:
+    refresh = browser.refresh_token(request, svc.settings)
+    if session is None and refresh is None and not form_post:
         return _not_signed_in()
     if session is not None:
         await devices.revoke_session(svc, session.user_id, session.session_id, "logout")
+    elif refresh is not None:
+        with contextlib.suppress(OAuthError):  # issued to another client: nothing of ours to end
+            await devices.revoke_token(
+                svc, refresh, "refresh_token", client_id=svc.settings.default_client_id
+            )
     response: Response = (
         _see_other("/app") if form_post else Response(status_code=status.HTTP_204_NO_CONTENT)
     )
