@@ -57,7 +57,7 @@ class BearerHeader:
     """``Authorization: Bearer <token>`` only (apps, services)."""
 
     def extract(self, scope: Scope) -> PresentedToken | None:
-        token = _bearer(_header_values(scope, b"authorization"))
+        token = _bearer(scope)
         return None if token is None else PresentedToken(token, "header")
 
 
@@ -81,7 +81,7 @@ class BearerHeaderOrCookie:
 
     def extract(self, scope: Scope) -> PresentedToken | None:
         cookies = _header_values(scope, b"cookie")
-        from_header = _bearer(_header_values(scope, b"authorization"))
+        from_header = _bearer(scope)
         # An emptied cookie (what a logout leaves behind) is no token at all.
         from_cookie = _single(_cookie_values(cookies, self.cookie_name), "the token cookie") or None
         if from_header is not None and from_cookie is not None:
@@ -111,17 +111,16 @@ def _header_values(scope: Scope, name: bytes) -> list[bytes]:
     return [value for key, value in scope["headers"] if key == name]
 
 
-def _bearer(values: list[bytes]) -> bytes | None:
-    """The token of the ``Authorization`` headers; another scheme counts as no token."""
-    if not values:
+def _bearer(scope: Scope) -> bytes | None:
+    """The token of the request's one ``Authorization`` header; another scheme is no token."""
+    value: bytes | None = None
+    for key, found in scope["headers"]:
+        if key == b"authorization":
+            if value is not None:
+                raise RequestError("The request carries more than one Authorization header.")
+            value = found
+    if value is None:
         return None
-    if len(values) > 1:
-        raise RequestError("The request carries more than one Authorization header.")
-    return _bearer_credentials(values[0])
-
-
-def _bearer_credentials(value: bytes) -> bytes | None:
-    """The credentials of one ``Authorization`` value if its scheme is Bearer (any case)."""
     scheme, _, credentials = value.partition(b" ")
     if scheme.lower() != b"bearer":
         return None
