@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_clients import BASE_URL, client_from
+from asgi_clients import client_from
 from fake_clock import FakeClock
 from fastapi import FastAPI
 from oidc_helpers import Browser, register_app, sign_in
@@ -44,20 +44,15 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
+from tests.support.inprocess import auth_settings as inprocess_settings  # noqa: E402
 from tests.support.pg import server_for_tests  # noqa: E402
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "environment": "development",
-        "issuer": BASE_URL,
-        "data_dir": tmp_path / "auth-data",
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 8192,
-        "argon2_parallelism": 1,
-        **overrides,
-    }
-    return Settings(**values)
+    """Development settings over ``tmp_path`` (SQLite unless ``database_url`` says otherwise): the
+    repository's in-process settings (``tests.support.inprocess.auth_settings``), whose issuer,
+    ``http://auth.test``, is the ASGI clients' address."""
+    return inprocess_settings(tmp_path, overrides.pop("database_url", None), **overrides)
 
 
 @pytest.fixture
