@@ -7,9 +7,11 @@
 #                                  debootstrap, /etc/containers/containers.conf, the local base
 #                                  image (localhost/python-base:bookworm) and podman-compose in
 #                                  .tools/containers/; each step is skipped when already done
-#   bash .ci/containers.sh test    setup, then tests/deploy/ with GATEPASS_CONTAINER_TESTS=1: builds
-#                                  the images, runs deploy/compose.yaml and the dev overlay under
-#                                  `podman kube play`, removes what it started; extra arguments
+#   bash .ci/containers.sh test    setup, then the container tests of tests/deploy/ with
+#                                  GATEPASS_CONTAINER_TESTS=1: builds the images, runs
+#                                  deploy/compose.yaml and the dev overlay under `podman kube
+#                                  play`, removes what it started (the folder's offline checks of
+#                                  the manifests run in ./dev test, not again here); extra arguments
 #                                  go to pytest. Then, pass or fail, removes the images the tests
 #                                  built and any dangling image that appeared meanwhile; the base
 #                                  image stays, as part of the setup
@@ -129,7 +131,8 @@ run_tests() {
     # The tests run uv themselves (to export the lock for the image builds): put the one found
     # here on PATH, since on a fresh machine it lives in .tools/bin only.
     PATH="$PWD/$TOOLS/bin:$(dirname "$uv"):$PATH" GATEPASS_CONTAINER_TESTS=1 \
-        GATEPASS_PYTHON_IMAGE="$BASE_IMAGE" "$uv" run --no-sync pytest tests/deploy "$@"
+        GATEPASS_PYTHON_IMAGE="$BASE_IMAGE" "$uv" run --no-sync pytest \
+        tests/deploy/test_compose.py tests/deploy/test_kube_play.py "$@"
 }
 
 dangling_images() {
