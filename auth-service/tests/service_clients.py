@@ -100,13 +100,6 @@ async def mail_as_deployed(services: Services) -> ClientSecret:
     )
 
 
-async def photo_app(services: Services) -> ClientSecret:
-    """A confidential app (``photo-app``): its users' sessions are for ``auth`` and ``video``."""
-    return await register(
-        services, "photo-app", kind="app", audiences=["auth", "video"], scopes=["video:read"]
-    )
-
-
 async def set_disabled(services: Services, client_id: str, disabled: bool) -> None:
     async with services.sessions() as db:
         await registry.set_disabled(

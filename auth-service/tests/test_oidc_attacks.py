@@ -24,6 +24,7 @@ from oidc_helpers import (
     authorize,
     authorize_params,
     query_of,
+    register_app,
     sign_in,
     tokens_for,
 )
@@ -33,6 +34,30 @@ from auth_service import accounts
 from auth_service.state import Services
 
 pytestmark = pytest.mark.usefixtures("oidc_app")
+
+
+# --- an app signs users in through /authorize, never with their password -------------------------
+
+
+@pytest.mark.parametrize("confidential", [False, True])
+async def test_an_app_cannot_take_a_password_at_the_login_route(
+    client: httpx.AsyncClient, services: Services, confidential: bool
+) -> None:
+    """``POST /login`` naming an app handed it the user's every scope under the app's id (a
+    moderator's ``mail:send``, an administrator's ``admin``) where the app is registered for
+    less: a password grant for apps, which gatepass does not have. An app, public or
+    confidential, is refused before the password is checked, and no session is opened."""
+    await accounts.signup(services, "mod@example.com", PASSWORD, roles=["moderator"])
+    secret = await register_app(services, "password-app", confidential=confidential)
+    body = {"email": "mod@example.com", "password": PASSWORD, "client_id": "password-app"}
+    answer = await client.post("/login", json=body, auth=secret or httpx.USE_CLIENT_DEFAULT)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "unauthorized_client"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "access_token" not in answer.text
+    mod = await client.post("/login", json={"email": "mod@example.com", "password": PASSWORD})
+    sessions = await client.get("/sessions", headers=bearer(mod.json()["access_token"]))
+    assert [s["client_id"] for s in sessions.json()] == [services.settings.default_client_id]
 
 
 def _login_return_to(answer: httpx.Response) -> str:

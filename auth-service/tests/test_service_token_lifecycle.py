@@ -11,14 +11,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from oidc_helpers import Pkce, authorize_params, code_for, redeem, register_app, sign_in
 from service_clients import (
     INTROSPECTION_CLIENTS,
     ClientSecret,
     client_credentials,
     exchange,
     introspect,
-    login_body,
-    photo_app,
     register,
     user_tokens,
 )
@@ -85,9 +84,18 @@ async def test_an_exchanged_token_is_introspected_with_its_actor(
 async def test_a_confidential_registered_apps_refresh_token_is_its_own(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    app_client = await photo_app(services)
-    body = await login_body(client, client_id="photo-app")
-    tokens = (await client.post("/login", json=body, auth=app_client)).json()
+    app_client = await register_app(
+        services,
+        "photo-app",
+        confidential=True,
+        audiences=("auth", "video"),
+        scopes=("video:read",),
+    )
+    assert app_client is not None
+    pkce = Pkce()
+    params = authorize_params(pkce, client_id="photo-app", scope="video:read")
+    query = await code_for(client, await sign_in(client, services), params)
+    tokens = (await redeem(client, query["code"], pkce, auth=app_client)).json()
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     anonymous = await client.post("/token", data=form)
     assert anonymous.status_code == 400

@@ -16,7 +16,7 @@ from api_users import jose_part
 from asgi_clients import client_from
 from auth_apps import serving
 from fake_clock import FakeClock
-from service_clients import login_body, photo_app
+from service_clients import login_body, register
 from sqlalchemy import update
 
 from auth_service.config import Settings
@@ -106,16 +106,18 @@ async def test_a_configured_audience_the_app_may_not_ask_for_is_invalid_target(
     assert audience(default) == ["auth", "mail"]
 
 
-async def test_a_registered_app_clients_audiences_are_the_default_and_the_limit(
+async def test_a_registered_clients_audiences_are_the_default_and_the_limit(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    auth = await photo_app(services)
-    body = await login_body(client, client_id="photo-app")
+    """A confidential client logging its users in (a first-party backend; apps use
+    ``/authorize`` instead)."""
+    auth = await register(services, "backend", audiences=["auth", "video"], scopes=["video:read"])
+    body = await login_body(client, client_id="backend")
     default = await client.post("/login", json=body, auth=auth)
     refused = await client.post("/login", json={**body, "resource": "mail"}, auth=auth)
     assert default.status_code == 200, default.text
     assert audience(default) == ["auth", "video"]
-    assert jose_part(default.json()["access_token"], 1)["client_id"] == "photo-app"
+    assert jose_part(default.json()["access_token"], 1)["client_id"] == "backend"
     assert refused.status_code == 400
     assert refused.json()["code"] == "invalid_target"
 

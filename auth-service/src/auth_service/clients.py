@@ -426,7 +426,11 @@ async def _remember(svc: Services, client_id: str, jti: str, expires: datetime) 
 async def login_client(svc: Services, request: Request, client_id: str | None, ip: str) -> str:
     """The client a password login opens its session for: the default or a public client named
     in the body, or a confidential client that authenticated with HTTP Basic. Anyone could name
-    a confidential client, and its id would then stand in the access token's ``client_id``."""
+    a confidential client, and its id would then stand in the access token's ``client_id``.
+
+    Never an app (``kind`` ``app``): an app signs users in through ``/authorize``, and gets only
+    the scopes it is registered for there; a password login would hand it every scope of the
+    user under its own id (400 ``unauthorized_client``, before the password is checked)."""
     if client_id is None:
         return svc.settings.default_client_id
     if client_id.startswith(registry.USER_ID_PREFIX):
@@ -434,6 +438,11 @@ async def login_client(svc: Services, request: Request, client_id: str | None, i
     stored = await svc.client_cache.credentials(svc.sessions, client_id)
     if stored is not None:
         client, secret_hash = stored
+        if client.kind == "app":
+            raise OAuthError(
+                "unauthorized_client",
+                "An app signs users in through /authorize, not with their password.",
+            )
         if not client.confidential and not client.disabled:
             return client_id
         creds = basic_credentials(request)

@@ -80,6 +80,15 @@ class InvalidTargetError(ProblemError):
     title = "Invalid audience"
 
 
+class UnauthorizedClientError(ProblemError):
+    """A login naming an app, which signs users in through ``/authorize`` (RFC 6749 §5.2
+    ``unauthorized_client``, as a problem like the login's other answers)."""
+
+    status = 400
+    code = "unauthorized_client"
+    title = "Client not allowed to log users in"
+
+
 class PasswordChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: Password
@@ -137,8 +146,9 @@ async def signup(body: SignupIn, request: Request, svc: Svc) -> SignupOut:
         429,
         503,
         descriptions={
-            400: "`invalid_target`: a `resource` that is not a configured audience, or one the "
-            "client may not ask for (RFC 8707 §2).",
+            400: "`unauthorized_client`: the body names an app (apps sign users in through "
+            "`/authorize`); `invalid_target`: a `resource` that is not a configured audience, or "
+            "one the client may not ask for (RFC 8707 §2).",
             401: "Unknown email or wrong password (one answer for both); or `invalid_client`: "
             "the body names a confidential client that did not authenticate with HTTP Basic.",
             403: "The account is disabled.",
@@ -156,6 +166,8 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> JSONResponse:
     try:
         client_id = await clients.login_client(svc, request, body.client_id, ip)
     except OAuthError as exc:
+        if exc.error == "unauthorized_client":
+            raise UnauthorizedClientError(exc.description) from exc
         raise ClientAuthenticationError(exc.status, exc.description, exc.headers) from exc
     audiences = await _login_audiences(svc, client_id, body.resource)
     user = await accounts.authenticate(svc, body.email, body.password, ip)
