@@ -15,6 +15,7 @@ from oidc_helpers import (
     Browser,
     query_of,
     register_app,
+    sign_in,
     tokens_for,
 )
 from service_clients import oauth_error
@@ -74,7 +75,9 @@ async def test_a_hint_without_a_post_logout_uri_shows_a_page(
     client: httpx.AsyncClient, browser: Browser
 ) -> None:
     body, _ = await tokens_for(client, browser)
-    answer = await client.post("/end-session", data={"id_token_hint": body["id_token"]})
+    answer = await client.post(
+        "/end-session", data={"id_token_hint": body["id_token"]}, headers=browser.headers
+    )
     assert answer.status_code == 200
     assert "signed out" in answer.text
     assert (
@@ -165,3 +168,51 @@ async def test_the_confirmed_post_signs_the_browser_out(
     assert answer.status_code == 303
     assert query_of(answer.headers["location"]) == {"state": "s"}
     assert (await client.get("/me", headers=bearer(_browser_token(browser)))).status_code == 401
+
+
+# --- a hint that is not this browser's user: the person is asked (RP-Initiated Logout 1.0 §2) -----
+
+
+async def test_another_users_hint_leaves_the_browser_signed_in_until_it_confirms(
+    client: httpx.AsyncClient, services: Services, browser: Browser
+) -> None:
+    """A red team's logout CSRF: any valid ID token (an attacker's own) as the hint cleared the
+    cookies of whichever browser followed the link, without asking, though its session lived
+    on. A hint that is not this browser's user now gets the confirmation page, and nothing
+    changes until the person confirms."""
+    attacker, _ = await tokens_for(client, await sign_in(client, services))
+    params = {"id_token_hint": attacker["id_token"], "post_logout_redirect_uri": LOGOUT_URI}
+    page = await client.get("/end-session", params=params, headers=browser.headers)
+    assert page.status_code == 200
+    assert 'action="/end-session"' in page.text
+    access_cookie = browser.cookie.split("=")[0] + "="
+    assert not any(c.startswith(access_cookie) for c in page.headers.get_list("set-cookie"))
+    assert (await client.get("/me", headers=bearer(_browser_token(browser)))).status_code == 200
+    assert (
+        await client.get("/userinfo", headers=bearer(attacker["access_token"]))
+    ).status_code == 200
+
+
+async def test_a_hint_with_no_signed_in_browser_is_confirmed_first(
+    client: httpx.AsyncClient, services: Services, browser: Browser
+) -> None:
+    """Holding a user's ID token is not being that user: with no browser of theirs signed in,
+    the hint's session ends only once the person confirms (and then it does)."""
+    body, _ = await tokens_for(client, browser)
+    asked = await client.get("/end-session", params={"id_token_hint": body["id_token"]})
+    assert asked.status_code == 200
+    assert 'action="/end-session"' in asked.text
+    assert (await client.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 200
+    found = re.search(r'name="csrf_token" value="([A-Za-z0-9_-]+)"', asked.text)
+    assert found is not None
+    cookie = f"{csrf_cookie_name(services.settings)}={found.group(1)}"
+    confirmed = await client.post(
+        "/end-session",
+        data={"id_token_hint": body["id_token"], "csrf_token": found.group(1)},
+        headers={"Cookie": cookie},
+    )
+    assert confirmed.status_code == 200
+    assert "signed out" in confirmed.text
+    refresh = {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    refused = await client.post("/token", data={**refresh, "client_id": PUBLIC_APP})
+    assert oauth_error(refused) == "invalid_grant"

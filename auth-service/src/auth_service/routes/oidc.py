@@ -11,8 +11,9 @@ naming ``/userinfo``'s own audience, ``Settings.userinfo_audience``, as apps' to
 Both ``GET`` and ``POST`` are served (OpenID Connect Core §3.1.2.1, §5.3.1; RP-Initiated Logout
 §2). A ``POST /authorize`` is an authorization request like a ``GET``: relying parties send it
 from their own pages, so it is not CSRF-checked (a forged one can do no more than a link can,
-and its answer goes to the client's registered redirect URI). ``POST /end-session`` is: without
-an ``id_token_hint``, it is the confirmation form of this service's own page.
+and its answer goes to the client's registered redirect URI). ``POST /end-session`` is, unless
+its ``id_token_hint`` names the user this browser is signed in as: it is then the confirmation
+form of this service's own page.
 """
 
 from __future__ import annotations
@@ -171,12 +172,17 @@ async def userinfo_post(caller: UserinfoCaller, svc: Svc) -> JSONResponse:
 
 @router.api_route("/end-session", methods=["GET", "POST"], include_in_schema=False)
 async def end_session(request: Request, svc: Svc) -> Response:
-    """RP-initiated logout: with an ``id_token_hint``, the hinted session and this browser's are
-    signed out at once; without one, the person confirms on a page (its POST is CSRF-checked).
-    Then back to a registered post-logout URI (with ``state``), or a signed-out page."""
+    """RP-initiated logout: with an ``id_token_hint`` of the user this browser is signed in as,
+    the hinted session and the browser's are signed out at once. Otherwise (no hint, another
+    user's, or no browser signed in) the person confirms on a page first, as RP-Initiated Logout
+    1.0 §2 requires: a link must not sign anybody out of the service, and holding someone's ID
+    token is not being them. The page's POST (with its CSRF token) signs out the hinted session
+    and the browser's. Then back to a registered post-logout URI (with ``state``), or a
+    signed-out page."""
     try:
         params = await _params(request)
-        hint = await _hint(svc, params.get("id_token_hint"))
+        hint_token = params.get("id_token_hint")
+        hint = await _hint(svc, hint_token)
         client_id = params.get("client_id")
         if hint is not None and client_id is not None and client_id != hint.client_id:
             raise PageError("The client_id is not the application the id_token_hint names.")
@@ -187,17 +193,18 @@ async def end_session(request: Request, svc: Svc) -> Response:
             raise PageError("The state is too long.")
     except PageError as exc:
         return _error_page(request, exc.message)
-    if hint is None:
-        if request.method != "POST":
+    session = await browser.current_session(svc, request)
+    if hint is None or session is None or session.user_id != hint.subject:
+        if request.method != "POST" or (hint is not None and CSRF_FIELD not in params):
             # The page names the application only once its registration vouched for it (the
             # post-logout URI was looked up): any text could be sent as a client_id.
             named = client_id if target is not None else None
-            return _confirmation(request, named, target, state)
+            return _confirmation(request, named, target, state, hint_token)
         try:
             await browser.check_csrf(request, params.get(CSRF_FIELD))
         except CsrfError as exc:
             return browser.csrf_refusal(request, exc)
-    await _sign_out(svc, request, hint)
+    await _sign_out(svc, hint, session)
     response = (
         _see_other(authorization.redirect_with(target, {"state": state}))
         if target is not None
@@ -232,15 +239,25 @@ async def _post_logout_target(svc: Services, client_id: str | None, uri: str | N
 
 
 def _confirmation(
-    request: Request, client_id: str | None, target: str | None, state: str | None
+    request: Request,
+    client_id: str | None,
+    target: str | None,
+    state: str | None,
+    hint: str | None,
 ) -> Response:
-    """The page that asks before signing out; its form posts here, and the answer may redirect
-    to the post-logout URI (so the form may lead to its origin: ``form-action``)."""
+    """The page that asks before signing out; its form posts here (with the hint, if any), and
+    the answer may redirect to the post-logout URI (so the form may lead to its origin:
+    ``form-action``)."""
     origins = [] if target is None else [_origin(target)]
     return browser.render(
         request,
         "oidc/end_session.html",
-        {"client_id": client_id, "post_logout_redirect_uri": target, "state": state},
+        {
+            "client_id": client_id,
+            "post_logout_redirect_uri": target,
+            "state": state,
+            "id_token_hint": hint,
+        },
         form_action=origins,
     )
 
@@ -250,12 +267,14 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-async def _sign_out(svc: Services, request: Request, hint: IdTokenHint | None) -> None:
-    """Revoke the hinted session and this browser's own (its user's alone: a hint of another
-    user's leaves the browser signed in). Each revocation reaches the edges through the feed."""
+async def _sign_out(
+    svc: Services, hint: IdTokenHint | None, session: browser.BrowserSession | None
+) -> None:
+    """Revoke the hinted session and the browser's own ``session`` (its user is the hint's, or
+    the person confirmed). Each revocation reaches the edges through the feed."""
     if hint is not None and hint.session_id is not None:
         with contextlib.suppress(NotFoundError):  # gone, or not the hint's user's
             await devices.revoke_session(svc, hint.subject, hint.session_id, LOGOUT_REASON)
-    session = await browser.current_session(svc, request)
-    if session is not None and (hint is None or session.user_id == hint.subject):
-        await devices.revoke_session(svc, session.user_id, session.session_id, LOGOUT_REASON)
+    if session is not None:
+        with contextlib.suppress(NotFoundError):  # already ended: it was the hint's
+            await devices.revoke_session(svc, session.user_id, session.session_id, LOGOUT_REASON)
