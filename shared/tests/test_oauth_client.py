@@ -30,6 +30,7 @@ from gatepass import (
     TokenRequestError,
 )
 from gatepass.core.jwk import PrivateKey
+from gatepass.core.oauth import REFUSAL_MIN_AGE, TokenAuth
 from gatepass.testing import FakeIssuer, ManualClock, generate_key, private_jwk
 
 CLIENT = "mail-service"
@@ -553,6 +554,47 @@ async def test_the_auth_attaches_the_token(
     assert issuer.count("/token") == 1
     with pytest.raises(RuntimeError, match="AsyncClient"):
         httpx.Client(transport=httpx.MockTransport(peer)).get("https://m.test", auth=tokens.auth())
+
+
+async def test_a_refused_service_token_is_forgotten_once_old_enough(
+    endpoint: TokenEndpoint, issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    """Handed back after a 401 from its audience: forgotten, so the next caller gets a new one;
+    but not a token younger than ``REFUSAL_MIN_AGE`` (a peer refusing every token must not
+    turn each call into a token request), nor one the cache no longer holds."""
+    tokens = service_tokens(endpoint, clock)
+    first = await tokens.get()
+    clock.advance(REFUSAL_MIN_AGE - 1)
+    assert not tokens.refused(first)
+    assert await tokens.get() == first
+    clock.advance(2)
+    assert not tokens.refused("another token")
+    assert tokens.refused(first)
+    second = await tokens.get()
+    assert second != first
+    assert issuer.count("/token") == 2
+    assert not tokens.refused(first)  # no longer held
+    auth = tokens.auth()
+    assert isinstance(auth, TokenAuth)
+    assert not auth.refused(second)  # through the auth: too young
+
+
+async def test_a_refused_exchanged_token_is_forgotten_once_old_enough(
+    endpoint: TokenEndpoint, issuer: FakeIssuer, clock: ManualClock
+) -> None:
+    exchanger = Exchanger(endpoint, clock=clock)
+    subject = user_token(issuer, ttl=1000)
+    first = await exchanger.get(subject, audience="video", scope=["video:read"])
+    clock.advance(REFUSAL_MIN_AGE - 1)
+    assert not exchanger.refused(subject, audience="video", scope=["video:read"], token=first)
+    clock.advance(2)
+    assert not exchanger.refused(subject, audience="mail", scope=["video:read"], token=first)
+    auth = exchanger.auth(subject, audience="video", scope=["video:read"])
+    assert isinstance(auth, TokenAuth)
+    assert auth.refused(first)
+    second = await exchanger.get(subject, audience="video", scope=["video:read"])
+    assert second != first
+    assert issuer.count("/token") == 2
 
 
 # -- Exchanger --------------------------------------------------------------------------------

@@ -34,7 +34,13 @@ from gatepass import (
 from gatepass.calls import ExchangeRefusedError, ServiceCalls, open_service_calls
 from gatepass.core.feed import FeedConfig, RevocationFeed
 from gatepass.core.keyset import RemoteKeySet
-from gatepass.core.oauth import ClientIdentity, ServiceTokens, TokenAuth, TokenEndpoint
+from gatepass.core.oauth import (
+    REFUSAL_MIN_AGE,
+    ClientIdentity,
+    ServiceTokens,
+    TokenAuth,
+    TokenEndpoint,
+)
 from gatepass.core.revocations import DenySet
 from gatepass.edge import edge_app
 from gatepass.edgetest import expect_problem
@@ -394,6 +400,76 @@ async def test_a_call_gets_its_token_once_for_every_attempt() -> None:
     assert seen == ["Bearer token-0"] * 3
 
 
+async def _refused_once_scenario(
+    method: str, forget: bool, refuse: Callable[[str], bool] = lambda token: True
+) -> tuple[int, list[str], list[str | None], list[str]]:
+    """A peer that refuses ``token-0``: the answer's status, the tokens asked for, the
+    ``Authorization`` headers the peer saw, and the tokens handed back."""
+    asked: list[str] = []
+    seen: list[str | None] = []
+    handed_back: list[str] = []
+
+    async def token() -> str:
+        asked.append(f"token-{len(asked)}")
+        return asked[-1]
+
+    def refused(token: str) -> bool:
+        handed_back.append(token)
+        return forget and refuse(token)
+
+    def peer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(401 if seen[-1] == "Bearer token-0" else 200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(peer)) as client:
+        calls = ServiceCalls(client)
+        auth = TokenAuth(token, "video", refused)
+        if method == "GET":
+            answer = await calls.get(f"{VIDEO}/videos/v1", auth=auth)
+        else:
+            answer = await calls.post(f"{VIDEO}/notify", auth=auth, json={})
+    return answer.status_code, asked, seen, handed_back
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_refused_token_is_handed_back_and_the_call_sent_again_with_a_new_one(
+    method: str,
+) -> None:
+    """A red team found video presenting its revoked service token to mail for minutes after
+    its client was disabled and enabled again, and mail its revoked exchanged tokens to video.
+    A 401 from the peer now hands the token back to its cache; once forgotten there, the call
+    is sent again with a new one (a POST too: the peer refused it before doing anything)."""
+    status, asked, seen, handed_back = await _refused_once_scenario(method, forget=True)
+    assert status == 200
+    assert asked == ["token-0", "token-1"]
+    assert seen == ["Bearer token-0", "Bearer token-1"]
+    assert handed_back == ["token-0"]
+
+
+async def test_a_refused_token_the_cache_keeps_is_not_tried_again() -> None:
+    """The cache keeps a token too young to blame (or one it no longer holds): the 401 is the
+    answer, and no new token is asked for."""
+    status, asked, seen, handed_back = await _refused_once_scenario("GET", forget=False)
+    assert (status, asked, seen, handed_back) == (401, ["token-0"], ["Bearer token-0"], ["token-0"])
+
+
+async def test_a_call_is_sent_again_once_at_most() -> None:
+    asked: list[str] = []
+
+    async def token() -> str:
+        asked.append(f"token-{len(asked)}")
+        return asked[-1]
+
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(401))
+    ) as client:
+        calls = ServiceCalls(client)
+        auth = TokenAuth(token, "video", lambda refused: True)
+        answer = await calls.get(f"{VIDEO}/videos/v1", auth=auth)
+    assert answer.status_code == 401
+    assert asked == ["token-0", "token-1"]
+
+
 async def test_without_an_identity_only_plain_calls_work(
     settings: MailSettings, fake_issuer: FakeIssuer, tmp_path: Path
 ) -> None:
@@ -535,6 +611,45 @@ async def test_no_service_token_is_a_feed_failure(clock: ManualClock) -> None:
                 while not feed.caught_up:
                     await asyncio.sleep(0.001)
             assert issuer.feed_requests >= 1
+
+
+async def test_a_feed_token_refused_is_replaced_at_the_next_poll(clock: ManualClock) -> None:
+    """The edge's own feed token revoked at the issuer (its client disabled and enabled again):
+    the feed's 401 hands it back, and the next poll asks for a new token instead of presenting
+    the dead one until it is due for renewal, minutes later, while the edge falls behind."""
+    issuer = FakeIssuer(clock=clock, token_endpoint=True, feed=True)
+    accepts = reads_revocations(issuer)
+    revoked: set[str] = set()
+    issuer.feed_accepts = lambda token: token not in revoked and accepts(token)
+
+    async def until(done: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not done():
+                clock.advance(1)
+                await asyncio.sleep(0.001)
+
+    async with issuer.client() as client:
+        keyset = RemoteKeySet(client, issuer=issuer.issuer, clock=clock)
+        identity = ClientIdentity.from_jwk(
+            CLIENT_ID, private_jwk(generate_key("EdDSA"), "e", "EdDSA")
+        )
+        endpoint = TokenEndpoint(
+            client, issuer=issuer.issuer, identity=identity, clock=clock, sleep=clock.sleep
+        )
+        tokens = ServiceTokens(endpoint, audience=["auth"], scope=["revocations:read"], clock=clock)
+        feed = RevocationFeed(
+            keyset, DenySet(), tokens=tokens, config=FeedConfig(), clock=clock, sleep=clock.sleep
+        )
+        async with keyset, feed:
+            first, got_it_at = await tokens.get(), clock()
+            await until(lambda: feed.caught_up)
+            clock.advance(REFUSAL_MIN_AGE)
+            revoked.add(first)
+            await until(lambda: feed.state().errors.get("unauthorized", 0) > 0)
+            await until(lambda: issuer.count("/token") == 2)
+            # Long before it would have been renewed (70 to 80 % of its 300 s).
+            assert clock() - got_it_at < 0.7 * 300
+            assert await tokens.get() != first
 
 
 # -- settings ---------------------------------------------------------------------------------

@@ -19,7 +19,11 @@ One :class:`ServiceCalls` an app, built by :func:`gatepass.edge.edge_app`'s life
   times, after 50 ms then 100 ms..., jittered); ``post`` is tried once unless told
   ``idempotent=True``. Each attempt is bounded by ``timeout`` (``CALL_TIMEOUT``).
 - A call gets its token once, before its first attempt, and sends every attempt with it: a
-  retried call costs the token endpoint nothing more.
+  retried call costs the token endpoint nothing more. If the peer answers 401 (the token was
+  revoked since it was issued: its client disabled and enabled again, its signing key revoked),
+  the token is handed back to its cache, which forgets it unless it is younger than
+  :data:`~gatepass.core.oauth.REFUSAL_MIN_AGE`; then the call is sent once more with a new
+  one, whatever its method (the peer refused it before doing anything).
 - An answer below 500 is returned as it is (the route decides what a 404 there means). A network
   error, a timeout or a 5xx once the attempts are spent, and a token the token endpoint would not
   give, raise :class:`PeerUnavailableError`: a 503 with ``Retry-After`` naming the peer, never a
@@ -129,12 +133,13 @@ class _UserTokenAuth(TokenAuth):
         self,
         token: Callable[[], Awaitable[str]],
         audience: str,
+        refused: Callable[[str], bool],
         *,
         scopes: frozenset[str],
         edge: EdgeAuth | None,
         realm: str,
     ) -> None:
-        super().__init__(token, audience)
+        super().__init__(token, audience, refused)
         self.scopes = scopes
         self.edge = edge
         self.realm = realm
@@ -257,7 +262,12 @@ class ServiceCalls:
         async def token() -> str:
             return await exchanger.get(subject, audience=audience, scope=scopes)
 
-        return _UserTokenAuth(token, audience, scopes=required, edge=edge, realm=self.realm)
+        def refused(token: str) -> bool:
+            return exchanger.refused(subject, audience=audience, scope=scopes, token=token)
+
+        return _UserTokenAuth(
+            token, audience, refused, scopes=required, edge=edge, realm=self.realm
+        )
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -294,10 +304,42 @@ class ServiceCalls:
     async def _call(
         self, method: str, url: str, auth: httpx.Auth | None, *, retry: bool, **options: Any
     ) -> httpx.Response:
-        peer = auth.audience if isinstance(auth, TokenAuth) else httpx.URL(url).host
-        if isinstance(auth, TokenAuth):
-            # The token first (its own timeout and retries), once: every attempt carries it.
-            auth = _Bearer(await self._token(auth, peer))
+        if not isinstance(auth, TokenAuth):
+            return await self._send(
+                method, url, auth, peer=httpx.URL(url).host, retry=retry, options=options
+            )
+        peer = auth.audience
+        # The token first (its own timeout and retries), once: every attempt carries it.
+        token = await self._token(auth, peer)
+        response = await self._send(
+            method, url, _Bearer(token), peer=peer, retry=retry, options=options
+        )
+        if response.status_code == 401 and auth.refused(token):
+            # Refused, and forgotten: revoked since it was issued (its client disabled and
+            # enabled again, say). The peer refused it before doing anything, so one more try,
+            # with a new token, is safe for any method.
+            log.info(
+                "a peer refused this service's token: trying once with a new one",
+                extra={"peer": peer, "method": method},
+            )
+            token = await self._token(auth, peer)
+            response = await self._send(
+                method, url, _Bearer(token), peer=peer, retry=retry, options=options
+            )
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        auth: httpx.Auth | None,
+        *,
+        peer: str,
+        retry: bool,
+        options: dict[str, Any],
+    ) -> httpx.Response:
+        """The attempts of one call with one token: an answer below 500, or
+        :class:`PeerUnavailableError`."""
         attempts = self.retries + 1 if retry else 1
         for attempt in range(attempts):
             try:

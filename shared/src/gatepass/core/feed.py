@@ -30,7 +30,8 @@ How it behaves:
   its tokens, cached or not;
 - it authenticates with the ``token`` given (the ``feed_token`` setting) or, without one, with
   a service token of the edge's own (:class:`~gatepass.core.oauth.ServiceTokens`, audience
-  ``auth``, scope ``revocations:read``), fetched and renewed as it ages;
+  ``auth``, scope ``revocations:read``), fetched and renewed as it ages, and handed back when
+  the feed answers 401 (revoked since it was issued), so that the next poll asks for a new one;
 - failures (network, timeout, 4xx, 5xx, an answer that is not the contract's, no service token)
   back off exponentially with jitter, from one second to thirty, and never drop an entry: an
   edge that lost the feed keeps serving with what it has, unless ``max_lag`` says otherwise:
@@ -313,6 +314,11 @@ class RevocationFeed:
                 )
         except TimeoutError:
             raise FetchFailed("timeout", f"no answer within {limit:g} s") from None
+        if response.status_code == 401 and token is not None and self._token is None:
+            # Our own service token, refused: revoked since it was issued (our client disabled
+            # and enabled again, say). Handed back, so the next poll asks for a new one.
+            assert self._tokens is not None
+            self._tokens.refused(token)
         self._check_status(response.status_code)
         return parse_answer(body)
 

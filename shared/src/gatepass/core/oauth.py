@@ -20,6 +20,11 @@ endpoint, found in its discovery document by the reader the key set uses
   SHA-256 digest (the user's token is not kept), bounded LRU, one exchange in flight per key; a
   short-lived one (the user's token ends soon) is kept too, for the first half of its life.
 - :class:`TokenAuth`: an ``httpx.Auth`` that attaches either (``Authorization: Bearer``).
+- A token its audience refused (a 401: revoked since it was issued, its client disabled and
+  enabled again, its key revoked) can be handed back (``refused``): the cache forgets it, so
+  the next call gets a new one, instead of presenting a dead token until it expires. Only a
+  token older than ``REFUSAL_MIN_AGE`` is forgotten, so a peer that refuses every token (a
+  misconfiguration) does not turn each call into a token request.
 
 No token, secret or key ever appears in an error message, a log line or a ``repr``.
 """
@@ -92,6 +97,9 @@ _RENEW_AT = 0.8  # a service token is renewed once this share of its life has pa
 _RENEW_JITTER = 0.1  # ... minus up to this share, so that replicas do not renew together
 _RENEW_RETRY_MIN, _RENEW_RETRY_MAX = 1.0, 30.0
 _STILL_VALID_MARGIN = 5.0  # an old token within this of its expiry is not used any more
+REFUSAL_MIN_AGE = 10.0
+"""Seconds a token must have been held before a refusal by its audience makes the cache forget
+it (a younger one was issued after any revocation that could explain the refusal)."""
 _TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "-._~+/=")
 _ERROR_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\"}  # RFC 6749 5.2
 _MAX_SAFE_INT = 2**53
@@ -528,9 +536,20 @@ class TokenAuth(httpx.Auth):
     asks it once per call instead, and sends every attempt of the call with that token.
     """
 
-    def __init__(self, token: Callable[[], Awaitable[str]], audience: str) -> None:
+    def __init__(
+        self,
+        token: Callable[[], Awaitable[str]],
+        audience: str,
+        refused: Callable[[str], bool] | None = None,
+    ) -> None:
         self.token = token
         self.audience = audience
+        self._refused = refused
+
+    def refused(self, token: str) -> bool:
+        """``token`` was refused by its audience (a 401): True if the cache behind it forgot it,
+        so that asking again gets a new one (see the module's documentation)."""
+        return self._refused is not None and self._refused(token)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -569,6 +588,7 @@ class ServiceTokens:
         self.scope = tuple(scope)
         self._clock, self._random = clock, random
         self._token: IssuedToken | None = None
+        self._obtained_at = -math.inf
         self._renew_at = -math.inf
         self._retry_at = -math.inf
         self._failures = 0
@@ -591,7 +611,18 @@ class ServiceTokens:
 
     def auth(self) -> httpx.Auth:
         """An ``httpx.Auth`` that attaches the token."""
-        return TokenAuth(self.get, " ".join(self.audience))
+        return TokenAuth(self.get, " ".join(self.audience), self.refused)
+
+    def refused(self, token: str) -> bool:
+        """Forget ``token``, refused by its audience, if it is the one held and not younger
+        than ``REFUSAL_MIN_AGE``; True if forgotten (the next :meth:`get` asks for a new one)."""
+        held = self._token
+        if held is None or held.access_token != token:
+            return False
+        if self._clock() - self._obtained_at < REFUSAL_MIN_AGE:
+            return False
+        self._token, self._renew_at, self._retry_at = None, -math.inf, -math.inf
+        return True
 
     async def aclose(self) -> None:
         """Cancel a renewal in flight."""
@@ -622,6 +653,7 @@ class ServiceTokens:
                 raise
             life = max(issued.expires_at - started, 0.0)
             self._token, self._failures, self._retry_at = issued, 0, -math.inf
+            self._obtained_at = started
             self._renew_at = started + life * (_RENEW_AT - _RENEW_JITTER * self._random())
             return issued
         finally:
@@ -629,7 +661,8 @@ class ServiceTokens:
 
 
 _ExchangeKey = tuple[bytes, str, tuple[str, ...]]
-_ExchangeEntry = tuple[IssuedToken, float]  # the token, and until when it is handed out
+_ExchangeEntry = tuple[IssuedToken, float, float]  # the token, until when it is handed out,
+# and when it was asked for
 
 
 class Exchanger:
@@ -666,11 +699,11 @@ class Exchanger:
 
     async def get(self, subject_token: str, *, audience: str, scope: Sequence[str]) -> str:
         """A token for ``audience`` with ``scope``, acting for the user of ``subject_token``."""
-        scopes = tuple(sorted(set(scope)))
-        key = (hashlib.sha256(subject_token.encode()).digest(), audience, scopes)
+        key = _exchange_key(subject_token, audience, scope)
+        scopes = key[2]
         cached = self._cache.get(key)
         if cached is not None:
-            issued, use_until = cached
+            issued, use_until, _ = cached
             if self._clock() < use_until:
                 self._cache.move_to_end(key)
                 return issued.access_token
@@ -687,7 +720,25 @@ class Exchanger:
         async def token() -> str:
             return await self.get(subject_token, audience=audience, scope=scope)
 
-        return TokenAuth(token, audience)
+        def refused(token: str) -> bool:
+            return self.refused(subject_token, audience=audience, scope=scope, token=token)
+
+        return TokenAuth(token, audience, refused)
+
+    def refused(
+        self, subject_token: str, *, audience: str, scope: Sequence[str], token: str
+    ) -> bool:
+        """Forget the exchanged ``token``, refused by its audience, if it is the one cached for
+        these and not younger than ``REFUSAL_MIN_AGE``; True if forgotten (the next
+        :meth:`get` exchanges again, and the issuer decides anew)."""
+        key = _exchange_key(subject_token, audience, scope)
+        cached = self._cache.get(key)
+        if cached is None or cached[0].access_token != token:
+            return False
+        if self._clock() - cached[2] < REFUSAL_MIN_AGE:
+            return False
+        del self._cache[key]
+        return True
 
     async def aclose(self) -> None:
         """Cancel the exchanges in flight."""
@@ -703,12 +754,19 @@ class Exchanger:
             life = issued.expires_at - asked_at
             use_until = issued.expires_at - min(self.margin, life / 2)
             if self._clock() < use_until:
-                self._cache[key] = (issued, use_until)
+                self._cache[key] = (issued, use_until, asked_at)
                 while len(self._cache) > self.capacity:
                     self._cache.popitem(last=False)
             return issued
         finally:
             self._inflight.pop(key, None)
+
+
+def _exchange_key(subject_token: str, audience: str, scope: Sequence[str]) -> _ExchangeKey:
+    """The cache key: a digest of the user's token (not the token), the audience, the scopes in
+    one order."""
+    digest = hashlib.sha256(subject_token.encode()).digest()
+    return (digest, audience, tuple(sorted(set(scope))))
 
 
 def _shared_task(
