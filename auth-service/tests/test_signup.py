@@ -134,3 +134,33 @@ async def test_refused_passwords_do_not_use_up_the_signup_limit(
             assert weak.status_code == 422
         ok = await http.post("/signup", json={"email": "w@example.com", "password": STRONG})
     assert ok.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff41\uff44\uff4d\uff49\uff4e@example.com",  # full-width "admin"
+        "ad\u2139min@example.com",  # the information source sign, NFKC "i"
+        "admin\u2077@example.com",  # a superscript seven
+    ],
+)
+async def test_an_address_in_compatibility_characters_is_refused(
+    fresh: httpx.AsyncClient, look_alike: str
+) -> None:
+    """A red team signed up a full-width copy of an existing address as a new account, which
+    lists and reads like the original. An address that Unicode compatibility normalisation
+    (NFKC) would change is refused; the plain form of the address is the one to use."""
+    answer = await fresh.post("/signup", json={"email": look_alike, "password": STRONG})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_email"
+    assert look_alike not in answer.text
+
+
+async def test_an_address_in_another_script_is_still_welcome(fresh: httpx.AsyncClient) -> None:
+    for email in (
+        "jos\u00e9@example.com",
+        "\u7528\u6237@example.com",
+        "d\u00f6rte@b\u00fccher.example",
+    ):
+        answer = await fresh.post("/signup", json={"email": email, "password": STRONG})
+        assert answer.status_code == 201, answer.text

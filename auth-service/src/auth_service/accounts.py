@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -45,6 +46,17 @@ def normalise_email(raw: str) -> str:
     return checked.normalized.lower()
 
 
+def _check_plain(address: str) -> None:
+    """A new account's address must be what Unicode compatibility normalisation (NFKC) leaves
+    it: a full-width or superscript copy of an address lists and reads like the original, and
+    would be an account of its own. Existing accounts are not touched."""
+    if unicodedata.normalize("NFKC", address) != address:
+        raise InvalidEmailError(
+            "The address is written in compatibility characters (full-width letters, "
+            "superscripts, ligatures...): write it in its plain form."
+        )
+
+
 def login_key(raw: str) -> str:
     """The lookup form of an email at login: never an error, so bad input looks like a miss."""
     try:
@@ -65,6 +77,7 @@ async def signup(
     """Create an account. With ``ip`` (a request, not the operator's command) each attempt that
     passes the policy counts against the address's signup allowance."""
     address = normalise_email(email)
+    _check_plain(address)
     passwords.check_policy(password, svc.settings, email=address)
     async with AsyncExitStack() as stack:
         reservation = None if ip is None else await _reserve_signup(svc.throttle, svc.metrics, ip)
