@@ -11,9 +11,10 @@ naming ``/userinfo``'s own audience, ``Settings.userinfo_audience``, as apps' to
 Both ``GET`` and ``POST`` are served (OpenID Connect Core §3.1.2.1, §5.3.1; RP-Initiated Logout
 §2). A ``POST /authorize`` is an authorization request like a ``GET``: relying parties send it
 from their own pages, so it is not CSRF-checked (a forged one can do no more than a link can,
-and its answer goes to the client's registered redirect URI). ``POST /end-session`` is, unless
-its ``id_token_hint`` names the user this browser is signed in as: it is then the confirmation
-form of this service's own page.
+and its answer goes to the client's registered redirect URI). A ``POST /end-session`` whose
+``id_token_hint`` names the user this browser is signed in as signs out at once, as a ``GET``
+does; any other is the confirmation form of this service's own page, CSRF-checked (a post from
+elsewhere with a hint but without the form's token is shown that page).
 """
 
 from __future__ import annotations

@@ -314,11 +314,11 @@ class RevocationFeed:
                 )
         except TimeoutError:
             raise FetchFailed("timeout", f"no answer within {limit:g} s") from None
-        if response.status_code == 401 and token is not None and self._token is None:
+        own = self._tokens if self._token is None else None
+        if response.status_code == 401 and own is not None and token is not None:
             # Our own service token, refused: revoked since it was issued (our client disabled
             # and enabled again, say). Handed back, so the next poll asks for a new one.
-            assert self._tokens is not None
-            self._tokens.refused(token)
+            own.refused(token)
         self._check_status(response.status_code)
         return parse_answer(body)
 
