@@ -17,12 +17,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.auth_client import login, new_user
+from tests.support.cli import run_cli
 from tests.support.identities import auth_identities, edge_identity
 from tests.support.procs import (
     FEED_READERS,
@@ -216,3 +219,17 @@ def edge_stack(request: pytest.FixtureRequest, shared_stack: EdgeStack) -> EdgeS
     for service in shared_stack.services:
         report_logs_of(request.node, service)
     return shared_stack
+
+
+@pytest.fixture(scope="module")
+def admin_token(shared_stack: EdgeStack) -> Callable[[], str]:
+    """A fresh access token of an admin made with the operator command on the stack's data."""
+    with httpx.Client(base_url=shared_stack.auth.base_url, timeout=30) as client:
+        email, _, _ = new_user(client, "admin")
+    run_cli(shared_stack.auth.env, "admin", "create", email, "--promote-existing")
+
+    def token() -> str:
+        with httpx.Client(base_url=shared_stack.auth.base_url, timeout=30) as client:
+            return str(login(client, email)["access_token"])
+
+    return token

@@ -17,7 +17,6 @@ import pytest
 from tests.edges.common import DEADLINE, accepted_at, refused_within
 from tests.edges.conftest import EDGES, EdgeStack
 from tests.support.auth_client import STRONG_PASSWORD, bearer, login, new_user, refresh
-from tests.support.cli import run_cli
 
 
 def refused_everywhere_within(stack: EdgeStack, token: str, deadline: float) -> float:
@@ -27,20 +26,6 @@ def refused_everywhere_within(stack: EdgeStack, token: str, deadline: float) -> 
 
 def accepted_everywhere(stack: EdgeStack, token: str) -> None:
     accepted_at({edge: stack.of(edge) for edge in EDGES}, token)
-
-
-@pytest.fixture(scope="module")
-def admin_token(shared_stack: EdgeStack) -> Callable[[], str]:
-    """A fresh access token of an admin made with the operator command on the stack's data."""
-    with httpx.Client(base_url=shared_stack.auth.base_url, timeout=30) as client:
-        email, _, _ = new_user(client, "admin")
-    run_cli(shared_stack.auth.env, "admin", "create", email, "--promote-existing")
-
-    def token() -> str:
-        with httpx.Client(base_url=shared_stack.auth.base_url, timeout=30) as client:
-            return str(login(client, email)["access_token"])
-
-    return token
 
 
 Revoke = Callable[[httpx.Client, dict[str, Any], str, Callable[[], str]], None]

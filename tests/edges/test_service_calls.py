@@ -7,10 +7,14 @@ key of its own (``private_key_jwt``): the path a deployment takes (tests/support
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import httpx
 
-from tests.edges.common import describe
-from tests.edges.conftest import EdgeLauncher, EdgeStack
+from gatepass.core.oauth import REFUSAL_MIN_AGE
+from tests.edges.common import BOUND, describe, refused_within
+from tests.edges.conftest import VIDEO, EdgeLauncher, EdgeStack
 from tests.support.auth_client import bearer, jose_part, new_user
 from tests.support.metrics import metric_value, scrape
 from tests.support.procs import ServiceFactory
@@ -141,3 +145,38 @@ def test_cached_tokens_keep_mail_to_video_working_while_auth_is_down(
         another = upload(client, video, token)
         assert another["notified"] is True  # video's own token was cached by the first upload
         send_with_video(client, mail, token, alice, another["id"])
+
+
+def test_a_client_disabled_and_enabled_again_calls_with_a_new_token_at_once(
+    edge_stack: EdgeStack, admin_token: Callable[[], str]
+) -> None:
+    """A red team's finding: disabling and enabling video revokes every token issued to it, and
+    video went on presenting its cached service token to mail (every upload unnotified) for
+    about four minutes, until that token expired. Now mail's 401 makes video forget the token
+    and ask for a new one: uploads are notified again within ``REFUSAL_MIN_AGE`` (how long a
+    token is kept despite a refusal), well before the token would have expired."""
+    mail, video = edge_stack.mail.base_url, edge_stack.video.base_url
+    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
+        _, _, tokens = new_user(client, "reenabled")
+    token = tokens["access_token"]
+    with httpx.Client(timeout=30) as client:
+        open_inbox(client, mail, token)
+        assert upload(client, video, token)["notified"] is True
+        admin = bearer(admin_token())
+        with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as auth:
+            for disabled in (True, False):
+                answer = auth.patch(
+                    "/admin/clients/video", json={"disabled": disabled}, headers=admin
+                )
+                assert answer.status_code == 200, describe(answer)
+        deadline = time.monotonic() + 2 * (REFUSAL_MIN_AGE + BOUND)
+        while not upload(client, video, token)["notified"]:
+            assert time.monotonic() < deadline, "video still calls mail with its revoked token"
+            time.sleep(0.5)
+        # The revocation feed reaches video again too: its own feed token was revoked with the
+        # others, and is replaced once old enough; meanwhile the feed backs off (30 s at most).
+        # The package's later tests then find video following the feed, as before.
+        with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as auth:
+            _, _, other = new_user(auth, "after-reenable")
+            assert auth.post("/logout", headers=bearer(other["access_token"])).status_code == 204
+    refused_within({VIDEO: edge_stack.video}, other["access_token"], 2 * (REFUSAL_MIN_AGE + 30))
