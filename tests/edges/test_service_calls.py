@@ -22,6 +22,13 @@ from tests.support.procs import ServiceFactory
 TITLE = "A walk through gatepass"
 
 
+def signed_up(auth_url: str, name: str) -> tuple[str, str]:
+    """A fresh user at the auth service: their id and an access token."""
+    with httpx.Client(base_url=auth_url, timeout=30) as client:
+        _, user_id, tokens = new_user(client, name)
+    return user_id, tokens["access_token"]
+
+
 def upload(client: httpx.Client, video_url: str, token: str) -> dict[str, object]:
     answer = client.post(
         f"{video_url}/videos", json={"title": TITLE, "description": "d"}, headers=bearer(token)
@@ -89,9 +96,7 @@ def test_no_call_reaches_the_auth_service_while_the_exchanged_token_is_valid(
     edge_stack: EdgeStack,
 ) -> None:
     mail, video = edge_stack.mail.base_url, edge_stack.video.base_url
-    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
-        _, alice, tokens = new_user(client, "reader")
-    token = tokens["access_token"]
+    alice, token = signed_up(edge_stack.auth.base_url, "reader")
     with httpx.Client(timeout=30) as client:
         open_inbox(client, mail, token)
         video_id = upload(client, video, token)["id"]
@@ -124,9 +129,7 @@ def test_cached_tokens_keep_mail_to_video_working_while_auth_is_down(
 ) -> None:
     auth = start_auth()
     mail, video = (service.base_url for service in edges.both())
-    with httpx.Client(base_url=auth.base_url, timeout=30) as client:
-        _, alice, tokens = new_user(client, "outage")
-    token = tokens["access_token"]
+    alice, token = signed_up(auth.base_url, "outage")
     assert set(jose_part(token, 1)["aud"]) >= {"mail", "video"}
     with httpx.Client(timeout=30) as client:
         open_inbox(client, mail, token)
@@ -156,9 +159,7 @@ def test_a_client_disabled_and_enabled_again_calls_with_a_new_token_at_once(
     and ask for a new one: uploads are notified again within ``REFUSAL_MIN_AGE`` (how long a
     token is kept despite a refusal), well before the token would have expired."""
     mail, video = edge_stack.mail.base_url, edge_stack.video.base_url
-    with httpx.Client(base_url=edge_stack.auth.base_url, timeout=30) as client:
-        _, _, tokens = new_user(client, "reenabled")
-    token = tokens["access_token"]
+    _, token = signed_up(edge_stack.auth.base_url, "reenabled")
     with httpx.Client(timeout=30) as client:
         open_inbox(client, mail, token)
         assert upload(client, video, token)["notified"] is True
