@@ -62,7 +62,6 @@ _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "x5c", "jwk", "crit"})
 _MAX_HEADERS_REMEMBERED = 64
 _MAX_SAFE_INT = 2**53
 _NUMBERS = (int, float)
-_STRING_OR_ABSENT = (str, type(None))
 
 
 class _Header(NamedTuple):
@@ -293,12 +292,8 @@ def _audience(aud: object) -> tuple[str, ...]:
     """``aud`` as a tuple: one string, or a list of strings (RFC 7519 section 4.1.3)."""
     if type(aud) is str:
         return (aud,)
-    if type(aud) is list:
-        for item in aud:
-            if type(item) is not str:
-                break
-        else:
-            return tuple(aud)
+    if type(aud) is list and all(type(item) is str for item in aud):
+        return tuple(aud)
     if aud is None:
         raise MissingClaimError("The access token has no audience.")
     raise ClaimError("The access token's audience is not a string or a list of strings.")
@@ -316,7 +311,7 @@ def _check_strings(sub: object, scope: object, sid: object, jti: object, client_
     if type(scope) is not str:
         raise ClaimError("The access token's 'scope' claim is not a string.")
     for name, value in (("sid", sid), ("jti", jti), ("client_id", client_id)):
-        if type(value) not in _STRING_OR_ABSENT:
+        if value is not None and type(value) is not str:
             _refuse(value, name, "a string")
 
 
